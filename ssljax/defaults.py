@@ -1,0 +1,84 @@
+"""The settings every config shares; `configs/<method>.py` starts from here.
+
+Presets trade scale for time and keep one file per method:
+  full:  the published CIFAR-10 recipe (ResNet-18, 2048-d projector, 1000
+         epochs, LARS); GPU/TPU.
+  cpu:   a small encoder and a short schedule that finish, probe included, in
+         under 30 minutes on a 2-core laptop CPU.
+  smoke: the whole path (a few dozen steps on the real data, checkpoint,
+         probe) in a few minutes.
+"""
+import ml_collections
+
+from ssljax import augment
+from ssljax.errors import InputError
+
+PRESETS = ('full', 'cpu', 'smoke')
+
+
+def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
+  if preset not in PRESETS:
+    raise InputError(f'Unknown config preset {preset!r}; allowed values: '
+                     f'{list(PRESETS)} (e.g. --config=configs/vicreg.py:cpu).')
+  config = ml_collections.ConfigDict()
+  config.preset = preset
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = 'cifar10'
+  config.data.data_dir = ''  # '' means $TFDS_DATA_DIR, else ~/tensorflow_datasets.
+  # Off by default: offline, TFDS retries for minutes before giving up, and
+  # we would rather fail at once with a clear message.
+  config.data.download = False
+
+  config.augment = augment.default_config()
+
+  config.model = ml_collections.ConfigDict()
+  config.model.backbone = 'resnet18'
+  config.model.width = 1.0
+  config.model.dtype = 'auto'  # bfloat16 on GPU/TPU, float32 on CPU.
+  config.model.projector_widths = (2048, 2048, 2048)
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 256
+  config.train.num_epochs = 1000.0
+  config.train.log_every_steps = 100
+  config.train.checkpoint_every_steps = 2000
+  config.train.keep_checkpoints = 3
+
+  # solo-learn's CIFAR recipe for VICReg/Barlow Twins: LARS, lr 0.3 per 256
+  # images, trust coefficient 0.02, weight decay 1e-4, 10 warmup epochs.
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = 'lars'
+  config.optimizer.learning_rate = 0.3
+  config.optimizer.weight_decay = 1e-4
+  config.optimizer.momentum = 0.9
+  config.optimizer.trust_coefficient = 0.02
+  config.optimizer.b1 = 0.9
+  config.optimizer.b2 = 0.999
+  config.optimizer.warmup_epochs = 10.0
+  config.optimizer.min_lr_ratio = 0.0
+
+  config.probe = ml_collections.ConfigDict()
+  config.probe.every_epochs = 0  # 0: only after training.
+  config.probe.batch_size = 1000
+  config.probe.l2_grid = (1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1)
+  config.probe.num_steps = 300
+
+  if preset == 'cpu':
+    config.model.width = 0.25
+    config.model.projector_widths = (1024, 1024, 1024)
+    config.train.batch_size = 128
+    config.train.num_epochs = 3.0
+    config.train.log_every_steps = 20
+    config.train.checkpoint_every_steps = 200
+    config.optimizer.warmup_epochs = 0.3
+  elif preset == 'smoke':
+    config.model.width = 0.125
+    config.model.projector_widths = (256, 256, 256)
+    config.train.batch_size = 64
+    config.train.num_epochs = 0.05  # 39 steps.
+    config.train.log_every_steps = 10
+    config.train.checkpoint_every_steps = 20
+    config.optimizer.warmup_epochs = 0.01
+  return config

@@ -1,0 +1,59 @@
+"""TiCo: Transformation Invariance and Covariance Contrast (Zhu et al. 2022).
+
+With z L2-normalised, a running covariance C of past embeddings serves as a
+memory of negatives (eq. 5-7 of the paper, and its reference code):
+  B = z1^T z1 / N              (no gradient through B)
+  C <- beta C + (1 - beta) B   (C_0 = 0; the updated C is used)
+  loss = 1 - mean_i <z1_i, z2_i> + rho * mean_i z1_i C z1_i^T
+C is carried from step to step in the train state.
+"""
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from ssljax import methods
+
+
+def normalize(z: jax.Array) -> jax.Array:
+  return z / jnp.linalg.norm(z, axis=1, keepdims=True)
+
+
+def update_covariance(c: jax.Array, z: jax.Array, beta: float) -> jax.Array:
+  """C <- beta C + (1 - beta) z^T z / N, with the batch term a constant."""
+  batch_cov = jax.lax.stop_gradient(z.T @ z / z.shape[0])
+  return beta * c + (1.0 - beta) * batch_cov
+
+
+def covariance_contrast(z: jax.Array, c: jax.Array) -> jax.Array:
+  """mean_i z_i C z_i^T: large when z aligns with directions already seen."""
+  return jnp.mean(jnp.sum((z @ c) * z, axis=1))
+
+
+def tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *,
+              beta: float = 0.9, rho: float = 8.0
+              ) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
+  """Returns the TiCo loss, its unweighted terms and the updated C."""
+  z1 = normalize(z1.astype(jnp.float32))
+  z2 = normalize(z2.astype(jnp.float32))
+  c = update_covariance(c, z1, beta)
+  terms = {
+      'invariance': 1.0 - jnp.mean(jnp.sum(z1 * z2, axis=1)),
+      'covariance': covariance_contrast(z1, c),
+  }
+  return terms['invariance'] + rho * terms['covariance'], terms, c
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(name='tico', beta=0.9, rho=8.0))
+
+
+def init_state(cfg, dim: int) -> jax.Array:
+  del cfg
+  return jnp.zeros((dim, dim), jnp.float32)
+
+
+def _loss(z1, z2, c, cfg):
+  return tico_loss(z1, z2, c, beta=cfg.beta, rho=cfg.rho)
+
+
+methods.register('tico', methods.Method(loss=_loss, init_state=init_state))

@@ -1,0 +1,62 @@
+"""VICReg: Variance-Invariance-Covariance Regularization (Bardes et al. 2022).
+
+Terms as in the reference implementation (facebookresearch/vicreg):
+  invariance  s(Z, Z') = mean_{i,d} (z_id - z'_id)^2               (eq. 5)
+  variance    v(Z) = mean_d relu(1 - sqrt(Var(z_d) + 1e-4))          (eq. 1)
+  covariance  c(Z) = sum_{d != e} Cov(Z)_de^2 / D,
+              Cov(Z) = (Z - mean)^T (Z - mean) / (N - 1)              (eq. 3-4)
+  loss = sim_coeff * s + std_coeff * (v(Z) + v(Z')) / 2
+         + cov_coeff * (c(Z) + c(Z'))                                 (eq. 6)
+"""
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from ssljax import methods
+
+
+def invariance(z1: jax.Array, z2: jax.Array) -> jax.Array:
+  return jnp.mean((z1 - z2) ** 2)
+
+
+def variance(z: jax.Array, eps: float = 1e-4) -> jax.Array:
+  """Hinge on the per-dimension std, keeping every dimension in use."""
+  std = jnp.sqrt(jnp.var(z, axis=0, ddof=1) + eps)
+  return jnp.mean(jax.nn.relu(1.0 - std))
+
+
+def covariance(z: jax.Array) -> jax.Array:
+  """Squared off-diagonal covariance over D: decorrelates the dimensions."""
+  n, d = z.shape
+  zc = z - jnp.mean(z, axis=0)
+  cov = zc.T @ zc / (n - 1)
+  return (jnp.sum(cov ** 2) - jnp.sum(jnp.diagonal(cov) ** 2)) / d
+
+
+def vicreg_loss(z1: jax.Array, z2: jax.Array, *, sim_coeff: float = 25.0,
+                std_coeff: float = 25.0, cov_coeff: float = 1.0
+                ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Returns the VICReg loss (eq. 6) and its three unweighted terms."""
+  z1, z2 = z1.astype(jnp.float32), z2.astype(jnp.float32)
+  terms = {
+      'invariance': invariance(z1, z2),
+      'variance': (variance(z1) + variance(z2)) / 2,
+      'covariance': covariance(z1) + covariance(z2),
+  }
+  loss = (sim_coeff * terms['invariance'] + std_coeff * terms['variance']
+          + cov_coeff * terms['covariance'])
+  return loss, terms
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name='vicreg', sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0))
+
+
+def _loss(z1, z2, state, cfg):
+  loss, terms = vicreg_loss(z1, z2, sim_coeff=cfg.sim_coeff,
+                            std_coeff=cfg.std_coeff, cov_coeff=cfg.cov_coeff)
+  return loss, terms, state
+
+
+methods.register('vicreg', methods.Method(loss=_loss))

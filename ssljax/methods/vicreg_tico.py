@@ -1,0 +1,61 @@
+"""The VICReg-TiCo hybrid: VICReg's invariance and variance terms, with TiCo's
+covariance contrast against a running covariance C in place of VICReg's
+covariance term.
+
+  B = z^T z / N (no gradient),  C <- beta C + (1 - beta) B
+  loss = sim_coeff * s(Z, Z') + std_coeff * (v(Z) + v(Z')) / 2
+         + nu * mean_i z_i C z_i^T
+
+Options (see `configs/vicreg_tico.py` for the chosen defaults and why):
+  normalize:     use L2-normalised z for B and the quadratic form, as TiCo
+                 does; the invariance and variance terms always see raw z.
+  both_branches: False uses z1 only, exactly as TiCo. True updates C with
+                 the mean of both branches' B, (B1 + B2) / 2, and averages the
+                 quadratic form over the two branches, like VICReg's
+                 symmetric covariance term.
+"""
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from ssljax import methods
+from ssljax.methods import tico
+from ssljax.methods import vicreg
+
+
+def vicreg_tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *,
+                     sim_coeff: float = 25.0, std_coeff: float = 25.0,
+                     nu: float = 1.0, beta: float = 0.9,
+                     normalize: bool = True, both_branches: bool = False
+                     ) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
+  """Returns the hybrid loss, its unweighted terms and the updated C."""
+  z1, z2 = z1.astype(jnp.float32), z2.astype(jnp.float32)
+  branches = (z1, z2) if both_branches else (z1,)
+  if normalize:
+    branches = tuple(tico.normalize(z) for z in branches)
+  c = tico.update_covariance(c, jnp.concatenate(branches), beta)
+  terms = {
+      'invariance': vicreg.invariance(z1, z2),
+      'variance': (vicreg.variance(z1) + vicreg.variance(z2)) / 2,
+      'covariance': sum(tico.covariance_contrast(z, c) for z in branches)
+                    / len(branches),
+  }
+  loss = (sim_coeff * terms['invariance'] + std_coeff * terms['variance']
+          + nu * terms['covariance'])
+  return loss, terms, c
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name='vicreg_tico', sim_coeff=25.0, std_coeff=25.0, nu=1.0, beta=0.9,
+      normalize=True, both_branches=False))
+
+
+def _loss(z1, z2, c, cfg):
+  return vicreg_tico_loss(
+      z1, z2, c, sim_coeff=cfg.sim_coeff, std_coeff=cfg.std_coeff, nu=cfg.nu,
+      beta=cfg.beta, normalize=cfg.normalize, both_branches=cfg.both_branches)
+
+
+methods.register('vicreg_tico',
+                 methods.Method(loss=_loss, init_state=tico.init_state))

@@ -1,0 +1,77 @@
+"""ResNet-18/34/50 (He et al. 2016) with the CIFAR stem used by SSL papers.
+
+The CIFAR stem is a 3x3 convolution with stride 1 and no max-pool, so a 32x32
+image keeps enough spatial resolution for the four stages. `width` multiplies
+every channel count, which gives the small encoders our CPU presets train.
+`dtype` is the compute dtype (bfloat16 on TPU/GPU); parameters stay float32.
+"""
+import functools
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class BasicBlock(nn.Module):
+  """Two 3x3 convolutions with an identity (or 1x1 projection) shortcut."""
+  channels: int
+  strides: int
+  conv: Any
+  norm: Any
+
+  @nn.compact
+  def __call__(self, x):
+    y = nn.relu(self.norm()(self.conv(self.channels, (3, 3), self.strides)(x)))
+    y = self.norm()(self.conv(self.channels, (3, 3))(y))
+    if x.shape[-1] != self.channels or self.strides != 1:
+      x = self.norm()(self.conv(self.channels, (1, 1), self.strides)(x))
+    return nn.relu(x + y)
+
+
+class Bottleneck(nn.Module):
+  """1x1 reduce, 3x3, 1x1 expand (x4), as in ResNet-50."""
+  channels: int
+  strides: int
+  conv: Any
+  norm: Any
+
+  @nn.compact
+  def __call__(self, x):
+    y = nn.relu(self.norm()(self.conv(self.channels, (1, 1))(x)))
+    y = nn.relu(self.norm()(self.conv(self.channels, (3, 3), self.strides)(y)))
+    y = self.norm()(self.conv(4 * self.channels, (1, 1))(y))
+    if x.shape[-1] != 4 * self.channels or self.strides != 1:
+      x = self.norm()(self.conv(4 * self.channels, (1, 1), self.strides)(x))
+    return nn.relu(x + y)
+
+
+class ResNet(nn.Module):
+  """Returns globally average-pooled features [N, feature_dim]."""
+  stage_sizes: Sequence[int]
+  block: Any
+  width: float = 1.0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    # He-normal (fan-out) kernels, as torchvision's ResNet, which the
+    # reference SSL implementations use.
+    conv = functools.partial(
+        nn.Conv, use_bias=False, dtype=self.dtype, padding='SAME',
+        kernel_init=nn.initializers.variance_scaling(2.0, 'fan_out', 'normal'))
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
+                             momentum=0.9, epsilon=1e-5, dtype=self.dtype)
+    base = max(1, round(64 * self.width))
+    x = nn.relu(norm()(conv(base, (3, 3))(x.astype(self.dtype))))
+    for stage, num_blocks in enumerate(self.stage_sizes):
+      for b in range(num_blocks):
+        strides = 2 if stage > 0 and b == 0 else 1
+        x = self.block(base * 2**stage, strides, conv, norm)(x)
+    return jnp.mean(x, axis=(1, 2))
+
+
+BACKBONES = {
+    'resnet18': functools.partial(ResNet, (2, 2, 2, 2), BasicBlock),
+    'resnet34': functools.partial(ResNet, (3, 4, 6, 3), BasicBlock),
+    'resnet50': functools.partial(ResNet, (3, 4, 6, 3), Bottleneck),
+}

@@ -1,0 +1,67 @@
+"""Optimizers and the learning-rate schedule, all from optax."""
+from typing import Any
+
+import jax
+import ml_collections
+import optax
+
+from ssljax.errors import InputError
+
+
+def _decay_mask(params: Any) -> Any:
+  """True for weight matrices and convolution kernels; False for biases and
+  BatchNorm scales/offsets, which SSL recipes exclude from weight decay and from
+  LARS adaptation (You et al. 2017; BYOL/VICReg/Barlow Twins)."""
+  return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict,
+                           steps_per_epoch: int) -> optax.Schedule:
+  """Linear warmup to the peak, then cosine decay to `min_lr_ratio * peak`.
+
+  The peak follows the linear scaling rule: lr = base_lr * batch_size / 256.
+  """
+  opt = config.optimizer
+  peak = opt.learning_rate * config.train.batch_size / 256
+  total_steps = total_train_steps(config, steps_per_epoch)
+  warmup = min(int(opt.warmup_epochs * steps_per_epoch), total_steps)
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=peak, warmup_steps=warmup,
+      decay_steps=max(total_steps, warmup + 1), end_value=peak * opt.min_lr_ratio)
+
+
+def _lars(schedule, opt):
+  return optax.lars(schedule, weight_decay=opt.weight_decay,
+                    weight_decay_mask=_decay_mask,
+                    trust_coefficient=opt.trust_coefficient,
+                    trust_ratio_mask=_decay_mask, momentum=opt.momentum)
+
+
+def _sgd(schedule, opt):
+  return optax.chain(optax.add_decayed_weights(opt.weight_decay, _decay_mask),
+                     optax.sgd(schedule, momentum=opt.momentum))
+
+
+def _adamw(schedule, opt):
+  return optax.adamw(schedule, b1=opt.b1, b2=opt.b2,
+                     weight_decay=opt.weight_decay, mask=_decay_mask)
+
+
+OPTIMIZERS = {'lars': _lars, 'sgd': _sgd, 'adamw': _adamw}
+
+
+def total_train_steps(config: ml_collections.ConfigDict,
+                      steps_per_epoch: int) -> int:
+  """`num_epochs` may be fractional (the smoke presets train a few dozen steps)."""
+  return int(config.train.num_epochs * steps_per_epoch)
+
+
+def create_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int
+                     ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """Returns the optimizer named by `config.optimizer.name` and its schedule."""
+  name = config.optimizer.name
+  if name not in OPTIMIZERS:
+    raise InputError(f'config.optimizer.name={name!r} is not known; '
+                     f'allowed values: {sorted(OPTIMIZERS)}')
+  schedule = learning_rate_schedule(config, steps_per_epoch)
+  return OPTIMIZERS[name](schedule, config.optimizer), schedule

@@ -1,0 +1,25 @@
+"""Shared test fixtures: a tiny config that trains in seconds on CPU."""
+import os
+
+import pytest
+
+# Keep TensorFlow (pulled in by tfds/clu) quiet and off any accelerator.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+
+@pytest.fixture
+def tiny_config():
+  """The VICReg config shrunk to a 4-channel ResNet-18 and a 32-d projector."""
+  from configs import vicreg  # pylint: disable=g-import-not-at-top
+  config = vicreg.get_config('smoke')
+  config.model.width = 0.0625
+  config.model.projector_widths = (32, 32, 32)
+  config.train.batch_size = 16
+  config.train.num_epochs = 1.5
+  config.train.log_every_steps = 2
+  config.train.checkpoint_every_steps = 2
+  config.optimizer.warmup_epochs = 0.5
+  config.probe.batch_size = 16
+  config.probe.num_steps = 30
+  config.probe.l2_grid = (1e-4, 1e-2)
+  return config

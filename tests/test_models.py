@@ -1,0 +1,53 @@
+"""Encoder architectures: shapes and parameter counts of the published nets."""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import pytest
+
+from ssljax import models
+from ssljax.errors import InputError
+
+
+def _config(backbone, width=1.0, projector=(64, 64, 32)):
+  return ml_collections.ConfigDict({'model': {
+      'backbone': backbone, 'width': width, 'dtype': 'float32',
+      'projector_widths': projector}})
+
+
+def _count(tree):
+  return sum(x.size for x in jax.tree.leaves(tree))
+
+
+# torchvision's ResNet-18/50 have 11,689,512 / 25,557,032 parameters with an
+# ImageNet stem (7x7x3x64 conv) and a 1000-way fc; the CIFAR stem replaces the
+# 7x7 conv by 3x3 (-64*3*(49-9)) and we drop the fc; BN scale/offset count too.
+@pytest.mark.parametrize('backbone, expected, dim', [
+    ('resnet18', 11_689_512 - 64 * 3 * 40 - (512 * 1000 + 1000), 512),
+    ('resnet50', 25_557_032 - 64 * 3 * 40 - (2048 * 1000 + 1000), 2048),
+])
+def test_parameter_count_matches_torchvision(backbone, expected, dim):
+  model = models.create_model(_config(backbone))
+  shapes = jax.eval_shape(lambda: model.init(
+      jax.random.PRNGKey(0), jnp.zeros((2, 32, 32, 3)), train=False))
+  assert _count(shapes['params']['encoder']) == expected
+  h, z = jax.eval_shape(lambda: model.apply(
+      jax.tree.map(jnp.zeros_like, shapes), jnp.zeros((2, 32, 32, 3)),
+      train=False))
+  assert h.shape == (2, dim) and z.shape == (2, 32)
+
+
+def test_width_multiplier_and_projector_shapes():
+  model = models.create_model(_config('resnet18', width=0.25))
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((4, 32, 32, 3)),
+                         train=False)
+  h, z = model.apply(variables, jnp.ones((4, 32, 32, 3)), train=False)
+  assert h.shape == (4, 128) and z.shape == (4, 32)
+  stem = variables['params']['encoder']['Conv_0']['kernel']
+  assert stem.shape == (3, 3, 3, 16)  # CIFAR stem: 3x3, stride 1.
+  assert model.apply(variables, jnp.ones((4, 32, 32, 3)),
+                     method=models.SSLModel.features).shape == (4, 128)
+
+
+def test_bad_backbone_lists_choices():
+  with pytest.raises(InputError, match='resnet18.*resnet34.*resnet50'):
+    models.create_model(_config('vgg'))

@@ -1,0 +1,77 @@
+"""The train step gives the same result on 8 devices as on 1.
+
+JAX fixes the device count when it starts, so when this session has fewer than
+8 devices the test re-runs itself in a subprocess with 8 simulated CPU devices.
+"""
+import os
+import subprocess
+import sys
+
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import jax.numpy as jnp
+import numpy as np
+
+from ssljax import methods
+from ssljax import models
+from ssljax import optim
+from ssljax import train
+from ssljax.methods import vicreg_tico
+
+NUM_DEVICES = 8
+
+
+def _two_steps(config, devices, images):
+  mesh = Mesh(np.array(devices), ('data',))
+  replicated = NamedSharding(mesh, P())
+  model = models.create_model(config)
+  method = methods.get(config.method.name)
+  steps_per_epoch = len(images) // config.train.batch_size
+  tx, schedule = optim.create_optimizer(config, steps_per_epoch)
+  state = jax.device_put(
+      train.create_train_state(config, model, tx, method), replicated)
+  step = train.jit_train_step(config, model, tx, schedule, method,
+                              steps_per_epoch, mesh)
+  images = jax.device_put(images, replicated)
+  perm = jax.device_put(jnp.arange(len(images))[::-1], replicated)
+  for _ in range(2):
+    state, metrics = step(state, images, perm)
+  return jax.device_get((state, metrics))
+
+
+def test_sharded_step_equals_single_device(tiny_config):
+  if jax.device_count() < NUM_DEVICES:
+    env = dict(os.environ, XLA_FLAGS=(
+        f'--xla_force_host_platform_device_count={NUM_DEVICES}'))
+    proc = subprocess.run(
+        [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+         f'{__file__}::test_sharded_step_equals_single_device'],
+        env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and '1 passed' in proc.stdout, (
+        proc.stdout[-5000:] + proc.stderr[-5000:])
+    return
+
+  tiny_config.method = vicreg_tico.default_config()
+  tiny_config.train.batch_size = 32
+  images = np.random.RandomState(0).randint(0, 256, (64, 32, 32, 3), np.uint8)
+  one_state, one_metrics = _two_steps(tiny_config, jax.devices()[:1], images)
+  many_state, many_metrics = _two_steps(
+      tiny_config, jax.devices()[:NUM_DEVICES], images)
+
+  assert one_metrics.keys() == many_metrics.keys()
+  for key in one_metrics:
+    np.testing.assert_allclose(one_metrics[key], many_metrics[key],
+                               rtol=2e-5, atol=1e-6, err_msg=key)
+  assert int(one_state.step) == int(many_state.step) == 2
+  close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  jax.tree.map(close, one_state.params, many_state.params)
+  jax.tree.map(close, one_state.batch_stats, many_state.batch_stats)
+  jax.tree.map(close, one_state.method_state, many_state.method_state)
+  # The step really moved the parameters (so equality is not trivial).
+  fresh = train.create_train_state(
+      tiny_config, models.create_model(tiny_config),
+      optim.create_optimizer(tiny_config, 2)[0],
+      methods.get('vicreg_tico')).params
+  moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), fresh,
+                       one_state.params)
+  assert max(jax.tree.leaves(moved)) > 1e-4
