@@ -53,17 +53,21 @@ def test_sharded_step_equals_single_device(tiny_config):
 
   tiny_config.method = vicreg_tico.default_config()
   tiny_config.train.batch_size = 32
+  # 16 base channels: the 4-channel test net is so ill-conditioned that
+  # float32 summation order alone moves its BatchNorm gradients by 1e-3.
+  tiny_config.model.width = 0.25
   images = np.random.RandomState(0).randint(0, 256, (64, 32, 32, 3), np.uint8)
   one_state, one_metrics = _two_steps(tiny_config, jax.devices()[:1], images)
   many_state, many_metrics = _two_steps(
       tiny_config, jax.devices()[:NUM_DEVICES], images)
 
   assert one_metrics.keys() == many_metrics.keys()
+  # A per-device (not global) BatchNorm or loss would differ by percents.
   for key in one_metrics:
     np.testing.assert_allclose(one_metrics[key], many_metrics[key],
                                rtol=2e-5, atol=1e-6, err_msg=key)
   assert int(one_state.step) == int(many_state.step) == 2
-  close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
   jax.tree.map(close, one_state.params, many_state.params)
   jax.tree.map(close, one_state.batch_stats, many_state.batch_stats)
   jax.tree.map(close, one_state.method_state, many_state.method_state)
