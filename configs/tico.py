@@ -1,11 +1,12 @@
-"""VICReg (Bardes, Ponce & LeCun, ICLR 2022) on CIFAR-10.
+"""TiCo (Zhu, Liu, Wu & Kong, 2022) on CIFAR-10.
 
-Presets (`configs/vicreg.py:cpu`): full (default), cpu, smoke; see
-`ssljax/defaults.py`. The full recipe is solo-learn's CIFAR-10 VICReg: LARS,
-lr 0.3 x batch/256, weight decay 1e-4, 2048-2048-2048 projector, 1000 epochs.
+Presets (`configs/tico.py:cpu`): full (default), cpu, smoke; see
+`ssljax/defaults.py`. beta = 0.9 and rho = 8 as in the study ssljax grew from;
+the optimizer and projector are VICReg's CIFAR recipe, so that the two losses
+are compared on equal terms.
 """
 from ssljax import defaults
-from ssljax.methods import vicreg
+from ssljax.methods import tico
 
 
 def get_config(preset: str = 'full'):

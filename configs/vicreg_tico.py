@@ -1,11 +1,11 @@
-"""VICReg (Bardes, Ponce & LeCun, ICLR 2022) on CIFAR-10.
+"""The VICReg-TiCo hybrid on CIFAR-10: VICReg's invariance and variance terms
+plus TiCo's covariance contrast against a running covariance C.
 
-Presets (`configs/vicreg.py:cpu`): full (default), cpu, smoke; see
-`ssljax/defaults.py`. The full recipe is solo-learn's CIFAR-10 VICReg: LARS,
-lr 0.3 x batch/256, weight decay 1e-4, 2048-2048-2048 projector, 1000 epochs.
+Presets (`configs/vicreg_tico.py:cpu`): full (default), cpu, smoke; see
+`ssljax/defaults.py`. Optimizer and projector are VICReg's CIFAR recipe.
 """
 from ssljax import defaults
-from ssljax.methods import vicreg
+from ssljax.methods import vicreg_tico
 
 
 def get_config(preset: str = 'full'):

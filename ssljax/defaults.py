@@ -63,7 +63,7 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   config.probe.every_epochs = 0  # 0: only after training.
   config.probe.batch_size = 1000
   config.probe.l2_grid = (1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1)
-  config.probe.num_steps = 300
+  config.probe.num_steps = 100
 
   if preset == 'cpu':
     config.model.width = 0.25

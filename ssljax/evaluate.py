@@ -73,7 +73,7 @@ def _standardize(fit_x, *others):
 def linear_probe(train_features: np.ndarray, train_labels: np.ndarray,
                  test_features: np.ndarray, test_labels: np.ndarray, *,
                  l2_grid: Sequence[float] = DEFAULT_L2_GRID,
-                 holdout_fraction: float = 0.1, num_steps: int = 300,
+                 holdout_fraction: float = 0.1, num_steps: int = 100,
                  seed: int = 0) -> dict:
   """Returns test/train accuracy, the chosen L2 and the held-out accuracies."""
   start = time.time()
