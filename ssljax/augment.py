@@ -8,8 +8,9 @@ Grill et al. 2020, Bardes et al. 2022):
   -> grayscale -> Gaussian blur -> solarization.
 Colour ops come from dm-pix; the random resized crop is ours.
 
-Any probability may be a scalar (all views) or a tuple with one value per view,
-for asymmetric recipes such as BYOL's blur (1.0, 0.1) and solarize (0.0, 0.2).
+Probabilities are given per view, e.g. solarize_prob=(0.1, 0.1), so that
+asymmetric recipes such as BYOL's blur (1.0, 0.1) and solarize (0.0, 0.2) are
+just config values.
 """
 import functools
 import math
@@ -30,9 +31,10 @@ def default_config() -> ml_collections.ConfigDict:
   0.4/0.4/0.2/0.1 with p 0.8, grayscale 0.2, solarization 0.1, no blur."""
   return ml_collections.ConfigDict(dict(
       image_size=32, crop_scale=(0.2, 1.0), crop_ratio=(3 / 4, 4 / 3),
-      flip_prob=0.5, jitter_prob=0.8, brightness=0.4, contrast=0.4,
-      saturation=0.2, hue=0.1, grayscale_prob=0.2, blur_prob=0.0,
-      blur_sigma=(0.1, 2.0), blur_kernel_size=3, solarize_prob=0.1))
+      flip_prob=(0.5, 0.5), jitter_prob=(0.8, 0.8), brightness=0.4,
+      contrast=0.4, saturation=0.2, hue=0.1, grayscale_prob=(0.2, 0.2),
+      blur_prob=(0.0, 0.0), blur_sigma=(0.1, 2.0), blur_kernel_size=3,
+      solarize_prob=(0.1, 0.1)))
 
 
 def random_resized_crop(key, image, size: int, scale, ratio):
@@ -101,17 +103,14 @@ def _view(key, image, cfg, p):
 
 
 def _per_view(cfg, num_views: int, view: int) -> dict:
-  """This view's value of every probability (scalar, or one per view)."""
+  """This view's value of every probability."""
   values = {}
   for field in PER_VIEW_FIELDS:
-    value = cfg[field]
-    if isinstance(value, (tuple, list)):
-      if len(value) != num_views:
-        raise InputError(
-            f'config.augment.{field}={tuple(value)} has {len(value)} values '
-            f'for {num_views} views; give one number or one per view.')
-      value = value[view]
-    values[field] = float(value)
+    if len(cfg[field]) != num_views:
+      raise InputError(
+          f'config.augment.{field}={tuple(cfg[field])} has {len(cfg[field])} '
+          f'values for {num_views} views; give one probability per view.')
+    values[field] = float(cfg[field][view])
   return values
 
 

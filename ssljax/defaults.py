@@ -66,6 +66,11 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   config.probe.num_steps = 100
 
   if preset == 'cpu':
+    # Views at 24x24 and the probe at the full 32x32: XLA's CPU convolutions
+    # make the 24x24 step ~1.8x faster, and a random-resized crop already
+    # zooms objects in by ~1.3x, so objects keep about their test-time size
+    # (Touvron et al. 2019, "Fixing the train-test resolution discrepancy").
+    config.augment.image_size = 24
     config.model.width = 0.25
     config.model.projector_widths = (1024, 1024, 1024)
     config.train.batch_size = 128

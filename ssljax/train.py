@@ -44,6 +44,10 @@ class TrainState:
   rng: jax.Array  # Root key; per-step keys are folded in from `step`.
 
 
+class TrainingDiverged(InputError):
+  """The loss is no longer finite (usually too high a learning rate)."""
+
+
 def _streams(rng: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Independent (augmentation, data order) key streams of a run."""
   aug_key, data_key = jax.random.split(rng)
@@ -268,10 +272,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     metric_sums = metrics if metric_sums is None else jax.tree.map(
         jnp.add, metric_sums, metrics)
     report_progress(step, time.time())
-    if step % config.train.log_every_steps == 0 or step == total_steps:
+    checkpoint_now = (step % config.train.checkpoint_every_steps == 0
+                      or step == total_steps)
+    if step % config.train.log_every_steps == 0 or checkpoint_now:
       # The only host synchronisation in the loop.
       means = {k: float(v) / interval_steps
                for k, v in jax.device_get(metric_sums).items()}
+      if not np.isfinite(means['loss']):
+        raise TrainingDiverged(
+            f'The loss became {means["loss"]} between steps '
+            f'{step - interval_steps} and {step}; nothing after the last '
+            'finite log was checkpointed. Lower --config.optimizer.'
+            'learning_rate or the loss weights, then resume or start afresh.')
       seconds = time.time() - interval_start
       train_seconds += seconds
       means['images_per_second'] = (interval_steps * config.train.batch_size
@@ -284,7 +296,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             f"{means['images_per_second']:.0f} img/s eta {eta / 60:.1f} min",
             flush=True)
       metric_sums, interval_steps, interval_start = None, 0, time.time()
-    if step % config.train.checkpoint_every_steps == 0 or step == total_steps:
+    if checkpoint_now:  # Only after the finiteness check above.
       manager.save(step, args=ocp.args.StandardSave(state))
     probe_every = config.probe.every_epochs * steps_per_epoch
     if probe_every and step % probe_every == 0 and step < total_steps:

@@ -25,8 +25,8 @@ from ssljax.methods import vicreg
 
 def vicreg_tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *,
                      sim_coeff: float = 25.0, std_coeff: float = 25.0,
-                     nu: float = 1.0, beta: float = 0.9,
-                     normalize: bool = True, both_branches: bool = False
+                     nu: float = 0.01, beta: float = 0.9,
+                     normalize: bool = False, both_branches: bool = False
                      ) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
   """Returns the hybrid loss, its unweighted terms and the updated C."""
   z1, z2 = z1.astype(jnp.float32), z2.astype(jnp.float32)
@@ -47,8 +47,8 @@ def vicreg_tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *,
 
 def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name='vicreg_tico', sim_coeff=25.0, std_coeff=25.0, nu=1.0, beta=0.9,
-      normalize=True, both_branches=False))
+      name='vicreg_tico', sim_coeff=25.0, std_coeff=25.0, nu=0.01, beta=0.9,
+      normalize=False, both_branches=False))
 
 
 def _loss(z1, z2, c, cfg):
