@@ -259,7 +259,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       num_train_steps=total_steps, writer=writer)
 
   step = int(state.step)
-  first_step, train_seconds = step, 0.0
+  train_seconds = 0.0
   metric_sums, interval_steps, interval_start = None, 0, time.time()
   perm, perm_epoch = None, None
   while step < total_steps:
@@ -289,7 +289,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       means['images_per_second'] = (interval_steps * config.train.batch_size
                                     / seconds)
       writer.write_scalars(step, {f'train/{k}': v for k, v in means.items()})
-      eta = train_seconds / (step - first_step) * (total_steps - step)
+      eta = seconds / interval_steps * (total_steps - step)  # Latest pace.
       print(f'step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} '
             f"loss {means['loss']:.4f} "
             f"std {means['normalized_embedding_std']:.4f} "
