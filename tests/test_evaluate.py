@@ -1,0 +1,72 @@
+"""The linear probe: it learns what is learnable, not what is not, converges,
+and picks its L2 strength on held-out data."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssljax import evaluate
+
+
+def _gaussian_classes(n, d, separation, seed, num_classes=10, means_seed=None):
+  """Unit-variance Gaussian classes whose means are drawn from `means_seed`
+  (default `seed`), so that train and test can share their classes."""
+  means = np.random.default_rng(
+      seed if means_seed is None else means_seed).normal(
+          size=(num_classes, d)) * separation
+  rng = np.random.default_rng(seed + 1000)
+  labels = rng.integers(0, num_classes, n)
+  return (means[labels] + rng.normal(size=(n, d))).astype(np.float32), labels
+
+
+def test_separable_classes_are_learned_and_random_labels_are_not():
+  x, y = _gaussian_classes(3000, 32, separation=1.5, seed=0)
+  result = evaluate.linear_probe(x[:2000], y[:2000], x[2000:], y[2000:],
+                                 l2_grid=(1e-4, 1e-2), num_steps=100)
+  assert result['test_accuracy'] > 0.95
+  shuffled = np.random.default_rng(1).permutation(y)
+  result = evaluate.linear_probe(x[:2000], shuffled[:2000], x[2000:],
+                                 shuffled[2000:], l2_grid=(1e-4, 1e-2),
+                                 num_steps=100)
+  assert result['test_accuracy'] < 0.16
+
+
+def test_fit_reaches_the_optimum_of_the_regularised_objective():
+  x, y = _gaussian_classes(500, 8, separation=0.5, seed=2)
+  l2 = 1e-2
+  params = evaluate.fit(jnp.asarray(x), jnp.asarray(y), jnp.float32(l2),
+                        num_classes=10, num_steps=200)
+  # Gradient of mean cross-entropy + l2 ||W||^2, in float64 from the formula.
+  w, b = np.float64(params['w']), np.float64(params['b'])
+  logits = x.astype(np.float64) @ w + b
+  probs = np.exp(logits - logits.max(1, keepdims=True))
+  probs /= probs.sum(1, keepdims=True)
+  residual = (probs - np.eye(10)[y]) / len(y)
+  grad_w = x.T @ residual + 2 * l2 * w
+  grad_b = residual.sum(0)
+  assert np.abs(grad_w).max() < 1e-4 and np.abs(grad_b).max() < 1e-4
+  assert np.abs(w).max() > 1e-2  # Not trivially zero.
+
+
+def test_held_out_selection_prefers_strong_l2_when_overfitting():
+  # Few samples, many noisy dimensions: weak L2 memorises the train part.
+  x, y = _gaussian_classes(300, 200, separation=0.15, seed=3)
+  test_x, test_y = _gaussian_classes(1000, 200, separation=0.15, seed=4,
+                                     means_seed=3)
+  grid = (1e-6, 1e-1)
+  result = evaluate.linear_probe(x, y, test_x, test_y, l2_grid=grid,
+                                 holdout_fraction=0.3, num_steps=100)
+  assert result['best_l2'] == 1e-1, result
+  assert result['holdout_accuracies'][1] > result['holdout_accuracies'][0]
+
+
+def test_extract_features_pads_the_last_batch_and_drops_the_padding():
+  images = np.random.default_rng(0).integers(0, 256, (10, 4, 4, 3),
+                                             dtype=np.uint8)
+  calls = []
+  def encode(batch):
+    calls.append(batch.shape)
+    return jnp.asarray(batch, jnp.float32).reshape(len(batch), -1)[:, :5]
+  features = evaluate.extract_features(encode, images, batch_size=4)
+  assert calls == [(4, 4, 4, 3)] * 3
+  np.testing.assert_array_equal(features,
+                                images.reshape(10, -1)[:, :5].astype(np.float32))
