@@ -1,0 +1,107 @@
+"""Proxy sweep of the `cpu` presets on an accelerator.
+
+Each variant (a dict of config overrides on `configs/<config>.py:<preset>`)
+trains for the same number of steps as the real CPU run would
+(num_epochs x 50000 // batch_size), with the warmup scaled to match, on the
+22k-image subset from prepare_subset.py, then runs the linear probe (100
+L-BFGS steps) on that subset and the 5k test images. One `RESULT {json}` line
+per variant. Used to choose the `cpu` presets; the chosen presets were then
+run for real on the CPU (README).
+
+  python experiments/proxy_sweep/sweep.py SUBSET.npz VARIANTS.json WORKER NUM_WORKERS
+"""
+import importlib
+import io
+import json
+import sys
+import time
+import types
+
+# The accelerator image this ran on has no clu (nor TensorFlow, which clu's
+# writers import); the sweep writes no TensorBoard events, so stub it.
+try:
+  import clu  # pylint: disable=unused-import
+except ImportError:
+  for name in ('clu', 'clu.metric_writers', 'clu.periodic_actions'):
+    sys.modules[name] = types.ModuleType(name)
+  sys.modules['clu'].metric_writers = sys.modules['clu.metric_writers']
+  sys.modules['clu'].periodic_actions = sys.modules['clu.periodic_actions']
+
+import jax
+from jax.sharding import Mesh
+import numpy as np
+from PIL import Image
+
+from ssljax import data, methods, models, optim, train
+
+REAL_TRAIN_SIZE = 50000
+
+
+def decode(buffer, lengths):
+  offsets = np.concatenate([[0], np.cumsum(lengths)])
+  return np.stack([
+      np.asarray(Image.open(io.BytesIO(buffer[a:b].tobytes())))
+      for a, b in zip(offsets[:-1], offsets[1:])])
+
+
+def run_variant(variant, splits, mesh):
+  variant = dict(variant)
+  name = variant.pop('config', 'vicreg_tico')
+  preset = variant.pop('preset', 'cpu')
+  tag = variant.pop('tag')
+  config = importlib.import_module(f'configs.{name}').get_config(preset)
+  config.model.dtype = 'float32'  # As on the CPU.
+  for key, value in variant.items():
+    *path, last = key.split('.')
+    node = config
+    for part in path:
+      node = node[part]
+    node[last] = tuple(value) if isinstance(value, list) else value
+  train_x = splits['train'][0]
+  batch = config.train.batch_size
+  steps_per_epoch, real_steps_per_epoch = len(train_x) // batch, REAL_TRAIN_SIZE // batch
+  total = int(config.train.num_epochs * real_steps_per_epoch)
+  config.train.num_epochs = total / steps_per_epoch + 1e-9
+  config.optimizer.warmup_epochs *= real_steps_per_epoch / steps_per_epoch
+
+  start = time.time()
+  method, model = methods.get(config.method.name), models.create_model(config)
+  tx, schedule = optim.create_optimizer(config, steps_per_epoch)
+  state = jax.device_put(train.create_train_state(config, model, tx, method))
+  step_fn = train.jit_train_step(config, model, tx, schedule, method,
+                                 steps_per_epoch, mesh)
+  permutation = jax.jit(data.epoch_permutation, static_argnums=2)
+  _, data_key = train._streams(state.rng)  # pylint: disable=protected-access
+  images = jax.device_put(train_x)
+  losses, std = [], float('nan')
+  for step in range(total):
+    if step % steps_per_epoch == 0:
+      perm = permutation(data_key, step // steps_per_epoch, len(train_x))
+    state, metrics = step_fn(state, images, perm)
+    if step % 200 == 0 or step == total - 1:
+      losses.append(round(float(metrics['loss']), 3))
+      std = float(metrics['normalized_embedding_std'])
+  train_seconds = time.time() - start
+  probe = train.run_probe(model, state, splits, config, mesh)
+  return dict(tag=tag, acc=round(probe['test_accuracy'], 4),
+              train_acc=round(probe['train_accuracy'], 4), l2=probe['best_l2'],
+              steps=total, std=round(std, 4), losses=losses,
+              train_s=round(train_seconds),
+              probe_s=round(time.time() - start - train_seconds),
+              dim=probe['feature_dim'])
+
+
+def main(subset_path, variants_path, worker, num_workers):
+  subset = np.load(subset_path)
+  splits = {s: (decode(subset[f'{s}_png'], subset[f'{s}_len']), subset[f'{s}_y'])
+            for s in ('train', 'test')}
+  mesh = Mesh(np.array(jax.devices()[:1]), ('data',))
+  with open(variants_path) as f:
+    variants = json.load(f)
+  for i, variant in enumerate(variants):
+    if i % num_workers == worker:
+      print('RESULT', json.dumps(run_variant(variant, splits, mesh)), flush=True)
+
+
+if __name__ == '__main__':
+  main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
