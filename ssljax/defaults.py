@@ -38,6 +38,8 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   config.model.width = 1.0
   config.model.dtype = 'auto'  # bfloat16 on GPU/TPU, float32 on CPU.
   config.model.projector_widths = (2048, 2048, 2048)
+  config.model.projector_last_norm = False  # SimSiam: True.
+  config.model.predictor_widths = ()  # BYOL/SimSiam: hidden, output.
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 256

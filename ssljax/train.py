@@ -78,7 +78,7 @@ def create_train_state(config: ml_collections.ConfigDict, model, tx,
   return TrainState(
       step=jnp.zeros((), jnp.int32), params=params,
       batch_stats=variables['batch_stats'], opt_state=tx.init(params),
-      method_state=method.init_state(config.method,
+      method_state=method.init_state(config.method, params,
                                      config.model.projector_widths[-1]),
       rng=rng)
 
@@ -102,14 +102,25 @@ def train_step(state: TrainState, images: jax.Array, perm: jax.Array, *,
                         config.augment)
   x = data.standardize(jnp.concatenate(views))
 
+  def project(params, x):
+    z, _ = model.apply({'params': params, 'batch_stats': state.batch_stats}, x,
+                       train=True, mutable=['batch_stats'],
+                       method=models.SSLModel.project)
+    return z
+
+  targets = jax.lax.stop_gradient(
+      method.targets(state.method_state, project, x, config.method))
+
   def loss_fn(params):
-    (_, z), updates = model.apply(
+    (_, z, p), updates = model.apply(
         {'params': params, 'batch_stats': state.batch_stats}, x, train=True,
         mutable=['batch_stats'])
-    z1, z2 = jnp.split(z.astype(jnp.float32), 2)
-    loss, terms, method_state = method.loss(z1, z2, state.method_state,
-                                            config.method)
-    return loss, (terms, method_state, updates['batch_stats'], z1)
+    outputs = dict(zip(('z1', 'z2'), jnp.split(z.astype(jnp.float32), 2)))
+    if p is not None:
+      outputs.update(zip(('p1', 'p2'), jnp.split(p.astype(jnp.float32), 2)))
+    loss, terms, method_state = method.loss({**outputs, **targets},
+                                            state.method_state, config.method)
+    return loss, (terms, method_state, updates['batch_stats'], outputs['z1'])
 
   (loss, (terms, method_state, batch_stats, z1)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
@@ -125,9 +136,13 @@ def train_step(state: TrainState, images: jax.Array, perm: jax.Array, *,
       'embedding_std': jnp.mean(jnp.std(z1, axis=0)),
       'normalized_embedding_std': jnp.mean(jnp.std(z1n, axis=0)),
   }
+  params = optax.apply_updates(state.params, updates)
+  total_steps = max(optim.total_train_steps(config, steps_per_epoch), 1)
+  method_state = method.after_update(method_state, params,
+                                     state.step / total_steps, config.method)
   new_state = state.replace(
-      step=state.step + 1, params=optax.apply_updates(state.params, updates),
-      batch_stats=batch_stats, opt_state=opt_state, method_state=method_state)
+      step=state.step + 1, params=params, batch_stats=batch_stats,
+      opt_state=opt_state, method_state=method_state)
   return new_state, metrics
 
 
@@ -262,6 +277,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_seconds = 0.0
   metric_sums, interval_steps, interval_start = None, 0, time.time()
   perm, perm_epoch = None, None
+  last_logged = {}
   while step < total_steps:
     epoch = step // steps_per_epoch
     if epoch != perm_epoch:
@@ -289,6 +305,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       means['images_per_second'] = (interval_steps * config.train.batch_size
                                     / seconds)
       writer.write_scalars(step, {f'train/{k}': v for k, v in means.items()})
+      last_logged = means
       eta = seconds / interval_steps * (total_steps - step)  # Latest pace.
       print(f'step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} '
             f"loss {means['loss']:.4f} "
@@ -317,6 +334,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       'train_seconds_this_run': train_seconds,
       'total_seconds_this_run': time.time() - start_time,
       'probe': probe,
+      'last_logged_train_metrics': last_logged,
       'devices': [str(d) for d in jax.devices()],
       'config': json.loads(config.to_json_best_effort()),
   }

@@ -1,4 +1,5 @@
 """Shared test fixtures: a tiny config that trains in seconds on CPU."""
+import importlib
 import os
 
 import pytest
@@ -23,3 +24,18 @@ def tiny_config():
   config.probe.num_steps = 30
   config.probe.l2_grid = (1e-4, 1e-2)
   return config
+
+
+def _use_method(config, name: str):
+  config.method = importlib.import_module(
+      f'ssljax.methods.{name}').default_config()
+  config.model.predictor_widths = (16, 32) if name in ('byol', 'simsiam') else ()
+  return config
+
+
+@pytest.fixture
+def use_method():
+  """use_method(config, name) switches a tiny config to another method with
+  its default settings; the predictor methods get a small predictor that
+  matches the 32-d projector."""
+  return _use_method

@@ -1,6 +1,7 @@
 """Each loss against an independent float64 NumPy implementation of its
 published formula: values, every term, gradients (central finite differences
 of the NumPy version) and TiCo's running covariance."""
+import importlib
 import itertools
 
 import jax
@@ -10,6 +11,10 @@ import pytest
 
 from ssljax import methods
 from ssljax.errors import InputError
+from ssljax.methods import barlow_twins
+from ssljax.methods import byol
+from ssljax.methods import simclr
+from ssljax.methods import simsiam
 from ssljax.methods import tico
 from ssljax.methods import vicreg
 from ssljax.methods import vicreg_tico
@@ -138,7 +143,7 @@ def test_tico_value_terms_and_gradients(seed):
 def test_tico_running_covariance_follows_the_recursion():
   rng = np.random.default_rng(5)
   c_np = np.zeros((D, D))
-  c_jax = tico.init_state(None, D)
+  c_jax = tico.init_state(None, None, D)
   assert c_jax.shape == (D, D) and not np.any(c_jax)
   for _ in range(5):
     z1, z2 = rng.normal(size=(N, D)), rng.normal(size=(N, D))
@@ -172,7 +177,115 @@ def test_hybrid_value_and_gradients(normalize, both):
 
 def test_registry_builds_state_and_rejects_unknown_names():
   cfg = tico.default_config()
-  assert methods.get('tico').init_state(cfg, 7).shape == (7, 7)
-  assert methods.get('vicreg').init_state(vicreg.default_config(), 7) == ()
+  assert methods.get('tico').init_state(cfg, None, 7).shape == (7, 7)
+  assert methods.get('vicreg').init_state(vicreg.default_config(), None, 7) == ()
   with pytest.raises(InputError, match="allowed values.*'tico'.*'vicreg'"):
     methods.get('vicregg')
+
+
+# --- The joint-embedding zoo: Barlow Twins, SimCLR, SimSiam, BYOL. ---
+
+def np_barlow_twins(a, b, lambd=0.0051, scale=0.1):
+  """Zbontar et al. 2021, eq. 1, on batch-standardised embeddings."""
+  def bn(z):
+    return (z - z.mean(axis=0)) / np.sqrt(z.var(axis=0) + 1e-5)
+  c = bn(a).T @ bn(b) / len(a)
+  on = sum((1 - c[i, i]) ** 2 for i in range(c.shape[0]))
+  off = sum(c[i, j] ** 2 for i in range(c.shape[0]) for j in range(c.shape[1])
+            if i != j)
+  return scale * (on + lambd * off)
+
+
+def np_nt_xent(a, b, tau):
+  """SimCLR Algorithm 1: views 2k-1, 2k are the pair (here rows k, k + N)."""
+  z = np.concatenate([a, b])
+  z = z / np.linalg.norm(z, axis=1, keepdims=True)
+  n = len(a)
+  def ell(i, j):
+    denominator = sum(np.exp(z[i] @ z[k] / tau) for k in range(2 * n) if k != i)
+    return -np.log(np.exp(z[i] @ z[j] / tau) / denominator)
+  return sum(ell(k, k + n) + ell(k + n, k) for k in range(n)) / (2 * n)
+
+
+def np_cos(a, b):
+  return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1)
+                                  * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.parametrize('seed, lambd', [(0, 0.0051), (1, 0.3)])
+def test_barlow_twins_value_and_gradients(seed, lambd):
+  z1, z2 = _inputs(seed)
+  loss, terms = barlow_twins.barlow_twins_loss(
+      jnp.float32(z1), jnp.float32(z2), lambd=lambd, scale=0.1)
+  np.testing.assert_allclose(loss, np_barlow_twins(z1, z2, lambd), rtol=1e-5)
+  np.testing.assert_allclose(
+      0.1 * (terms['on_diagonal'] + lambd * terms['off_diagonal']), loss,
+      rtol=1e-6)
+  _check_grads(
+      lambda a, b: barlow_twins.barlow_twins_loss(a, b, lambd=lambd,
+                                                  scale=0.1)[0],
+      lambda a, b: np_barlow_twins(a, b, lambd), z1, z2)
+
+
+@pytest.mark.parametrize('seed, tau', [(0, 0.2), (1, 0.5), (2, 1.0)])
+def test_nt_xent_value_and_gradients(seed, tau):
+  z1, z2 = _inputs(seed)
+  loss, terms = simclr.nt_xent(jnp.float32(z1), jnp.float32(z2), tau)
+  np.testing.assert_allclose(loss, np_nt_xent(z1, z2, tau), rtol=1e-5)
+  assert 0.0 <= terms['contrastive_accuracy'] <= 1.0
+  _check_grads(lambda a, b: simclr.nt_xent(a, b, tau)[0],
+               lambda a, b: np_nt_xent(a, b, tau), z1, z2)
+
+
+def test_nt_xent_finds_positives_when_views_agree():
+  z1, _ = _inputs(4)
+  loss, terms = simclr.nt_xent(jnp.float32(z1), jnp.float32(z1), 0.1)
+  assert terms['contrastive_accuracy'] == 1.0
+  shuffled, _ = simclr.nt_xent(jnp.float32(z1), jnp.float32(z1[::-1]), 0.1)
+  assert loss < shuffled
+
+
+def _predictor_inputs(seed):
+  rng = np.random.default_rng(seed)
+  return [rng.normal(size=(N, D)) for _ in range(4)]
+
+
+def test_simsiam_value_and_stop_gradient():
+  p1, p2, z1, z2 = _predictor_inputs(6)
+  expected = -(np.mean(np_cos(p1, z2)) + np.mean(np_cos(p2, z1))) / 2
+  f = lambda *args: simsiam.simsiam_loss(*args)[0]
+  np.testing.assert_allclose(f(*map(jnp.float32, (p1, p2, z1, z2))), expected,
+                             rtol=1e-5)
+  grads = jax.grad(f, argnums=(0, 1, 2, 3))(*map(jnp.float32, (p1, p2, z1, z2)))
+  np.testing.assert_allclose(grads[0], finite_difference_grad(
+      lambda x: -(np.mean(np_cos(x, z2)) + np.mean(np_cos(p2, z1))) / 2, p1),
+                             rtol=2e-4, atol=2e-5)
+  assert not np.any(grads[2]) and not np.any(grads[3])  # Stop-gradient.
+
+
+def test_byol_value_stop_gradient_and_tau_schedule():
+  p1, p2, t1, t2 = _predictor_inputs(7)
+  expected = np.mean(2 - 2 * np_cos(p1, t2)) + np.mean(2 - 2 * np_cos(p2, t1))
+  f = lambda *args: byol.byol_loss(*args)[0]
+  args = tuple(map(jnp.float32, (p1, p2, t1, t2)))
+  np.testing.assert_allclose(f(*args), expected, rtol=1e-5)
+  grads = jax.grad(f, argnums=(0, 1, 2, 3))(*args)
+  np.testing.assert_allclose(grads[1], finite_difference_grad(
+      lambda x: np.mean(2 - 2 * np_cos(p1, t2)) + np.mean(2 - 2 * np_cos(x, t1)),
+      p2), rtol=2e-4, atol=2e-5)
+  assert not np.any(grads[2]) and not np.any(grads[3])
+  for progress in (0.0, 0.3, 1.0):
+    np.testing.assert_allclose(
+        byol.tau_schedule(jnp.float32(progress), 0.99),
+        1 - 0.01 * (np.cos(np.pi * progress) + 1) / 2, rtol=1e-6)
+
+
+def test_predictor_methods_without_a_predictor_say_how_to_fix_it():
+  z = jnp.zeros((N, D))
+  outputs = {'z1': z, 'z2': z, 'target_z1': z, 'target_z2': z}
+  for name in ('simsiam', 'byol'):
+    method = methods.get(name)
+    cfg = importlib.import_module(f'ssljax.methods.{name}').default_config()
+    state = method.init_state(cfg, {}, D)
+    with pytest.raises(InputError, match='predictor_widths'):
+      method.loss(outputs, state, cfg)

@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import pytest
 
 from ssljax import models
@@ -11,7 +12,8 @@ from ssljax.errors import InputError
 def _config(backbone, width=1.0, projector=(64, 64, 32)):
   return ml_collections.ConfigDict({'model': {
       'backbone': backbone, 'width': width, 'dtype': 'float32',
-      'projector_widths': projector}})
+      'projector_widths': projector, 'projector_last_norm': False,
+      'predictor_widths': ()}})
 
 
 def _count(tree):
@@ -30,22 +32,41 @@ def test_parameter_count_matches_torchvision(backbone, expected, dim):
   shapes = jax.eval_shape(lambda: model.init(
       jax.random.PRNGKey(0), jnp.zeros((2, 32, 32, 3)), train=False))
   assert _count(shapes['params']['encoder']) == expected
-  h, z = jax.eval_shape(lambda: model.apply(
+  h, z, p = jax.eval_shape(lambda: model.apply(
       jax.tree.map(jnp.zeros_like, shapes), jnp.zeros((2, 32, 32, 3)),
       train=False))
-  assert h.shape == (2, dim) and z.shape == (2, 32)
+  assert h.shape == (2, dim) and z.shape == (2, 32) and p is None
 
 
 def test_width_multiplier_and_projector_shapes():
   model = models.create_model(_config('resnet18', width=0.25))
   variables = model.init(jax.random.PRNGKey(0), jnp.zeros((4, 32, 32, 3)),
                          train=False)
-  h, z = model.apply(variables, jnp.ones((4, 32, 32, 3)), train=False)
+  h, z, _ = model.apply(variables, jnp.ones((4, 32, 32, 3)), train=False)
   assert h.shape == (4, 128) and z.shape == (4, 32)
   stem = variables['params']['encoder']['Conv_0']['kernel']
   assert stem.shape == (3, 3, 3, 16)  # CIFAR stem: 3x3, stride 1.
   assert model.apply(variables, jnp.ones((4, 32, 32, 3)),
                      method=models.SSLModel.features).shape == (4, 128)
+
+
+def test_predictor_and_simsiam_projector_heads():
+  config = _config('resnet18', width=0.125, projector=(48, 24))
+  config.model.projector_last_norm = True
+  config.model.predictor_widths = (8, 24)
+  model = models.create_model(config)
+  x = jax.random.normal(jax.random.PRNGKey(1), (6, 32, 32, 3))
+  variables = model.init(jax.random.PRNGKey(0), x, train=False)
+  (_, z, p), _ = model.apply(variables, x, train=True, mutable=['batch_stats'])
+  assert z.shape == (6, 24) and p.shape == (6, 24)
+  # SimSiam's projector ends in an affine-free BatchNorm: in training mode each
+  # output dimension has zero mean and unit variance over the batch.
+  np.testing.assert_allclose(np.mean(z, 0), 0, atol=1e-5)
+  np.testing.assert_allclose(np.var(z, 0), 1, rtol=1e-3)
+  assert 'bias' in variables['params']['predictor']['Dense_1']  # BYOL's.
+  z_only = model.apply(variables, x, train=False, method=models.SSLModel.project)
+  np.testing.assert_allclose(
+      z_only, model.apply(variables, x, train=False)[1], rtol=1e-6)
 
 
 def test_bad_backbone_lists_choices():

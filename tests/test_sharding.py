@@ -11,12 +11,12 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from ssljax import methods
 from ssljax import models
 from ssljax import optim
 from ssljax import train
-from ssljax.methods import vicreg_tico
 
 NUM_DEVICES = 8
 
@@ -39,19 +39,23 @@ def _two_steps(config, devices, images):
   return jax.device_get((state, metrics))
 
 
-def test_sharded_step_equals_single_device(tiny_config):
+# vicreg_tico carries TiCo's C, simclr gathers its negatives over the global
+# batch, byol carries a target network updated after the optimizer step.
+@pytest.mark.parametrize('method_name', ['vicreg_tico', 'simclr', 'byol'])
+def test_sharded_step_equals_single_device(tiny_config, use_method,
+                                           method_name):
   if jax.device_count() < NUM_DEVICES:
     env = dict(os.environ, XLA_FLAGS=(
         f'--xla_force_host_platform_device_count={NUM_DEVICES}'))
     proc = subprocess.run(
         [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
-         f'{__file__}::test_sharded_step_equals_single_device'],
+         f'{__file__}::test_sharded_step_equals_single_device[{method_name}]'],
         env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and '1 passed' in proc.stdout, (
         proc.stdout[-5000:] + proc.stderr[-5000:])
     return
 
-  tiny_config.method = vicreg_tico.default_config()
+  use_method(tiny_config, method_name)
   tiny_config.train.batch_size = 32
   # 16 base channels: the 4-channel test net is so ill-conditioned that
   # float32 summation order alone moves its BatchNorm gradients by 1e-3.
@@ -75,7 +79,7 @@ def test_sharded_step_equals_single_device(tiny_config):
   fresh = train.create_train_state(
       tiny_config, models.create_model(tiny_config),
       optim.create_optimizer(tiny_config, 2)[0],
-      methods.get('vicreg_tico')).params
+      methods.get(method_name)).params
   moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), fresh,
                        one_state.params)
   assert max(jax.tree.leaves(moved)) > 1e-4

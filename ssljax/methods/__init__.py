@@ -1,9 +1,16 @@
 """Registry of self-supervised methods.
 
-A method is data, not a branch in the train step: it says how to build its own
-state (kept in `TrainState.method_state`) and how to turn the two projected views
-into a loss. The train step calls these two functions and nothing else, so adding
-a method means adding one module here and one config file.
+A method is data, not a branch in the train step. The step runs the online
+network (encoder -> projector [-> predictor], as the config builds it) on both
+views, asks the method for the outputs of any target network, hands all of them
+to the method's loss, applies the optimizer update and then the method's
+`after_update`. It never asks which method it runs, so adding a method means
+adding one module here and one config file.
+
+Outputs are a dict of [N, D] arrays over the global batch:
+  'z1', 'z2'                  projector outputs of the two views (always);
+  'p1', 'p2'                  predictor outputs, when config.model has a predictor;
+  whatever `targets` returns  e.g. BYOL's 'target_z1', 'target_z2'.
 """
 import dataclasses
 from typing import Any, Callable
@@ -13,11 +20,20 @@ import ml_collections
 
 from ssljax.errors import InputError
 
-# (z1, z2, method_state, method_config) -> (loss, terms, new_method_state)
-LossFn = Callable[[jax.Array, jax.Array, Any, ml_collections.ConfigDict],
+Outputs = dict[str, jax.Array]
+# (outputs, method_state, method_config) -> (loss, terms, new_method_state)
+LossFn = Callable[[Outputs, Any, ml_collections.ConfigDict],
                   tuple[jax.Array, dict[str, jax.Array], Any]]
-# (method_config, embedding_dim) -> initial method_state pytree
-InitStateFn = Callable[[ml_collections.ConfigDict, int], Any]
+# (method_config, online_params, embedding_dim) -> initial method_state
+InitStateFn = Callable[[ml_collections.ConfigDict, Any, int], Any]
+# project(params, x) -> [2N, D] projector outputs of the network with `params`
+# (BatchNorm on batch statistics, which are not kept).
+ProjectFn = Callable[[Any, jax.Array], jax.Array]
+# (method_state, project, both_views_x, method_config) -> extra outputs
+TargetsFn = Callable[[Any, ProjectFn, jax.Array, ml_collections.ConfigDict],
+                     Outputs]
+# (method_state, updated_online_params, progress in [0, 1), method_config)
+AfterUpdateFn = Callable[[Any, Any, jax.Array, ml_collections.ConfigDict], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,15 +41,20 @@ class Method:
   """What the train step needs to know about an SSL method.
 
   Attributes:
-    loss: pure function of the two views' projector outputs (global batch,
-      shape [N, D] each) and the method's state; returns the scalar loss, a dict
-      of named terms for logging, and the next method state. Only `loss` is
-      differentiated; the new state is treated as an auxiliary output.
-    init_state: builds the method's state before the first step (e.g. TiCo's
-      running covariance C); `()` for stateless methods.
+    loss: pure function of the outputs and the method's state; returns the
+      scalar loss, a dict of named terms for logging, and the next state. Only
+      `loss` is differentiated; the new state is an auxiliary output.
+    init_state: the state before the first step (TiCo's running covariance,
+      BYOL's target parameters); `()` for stateless methods.
+    targets: outputs computed without gradient before the loss, from the
+      state (BYOL's target network); none by default.
+    after_update: the state after the optimizer step, from the updated online
+      parameters (BYOL's exponential moving average); unchanged by default.
   """
   loss: LossFn
-  init_state: InitStateFn = lambda config, dim: ()
+  init_state: InitStateFn = lambda config, params, dim: ()
+  targets: TargetsFn = lambda state, project, x, config: {}
+  after_update: AfterUpdateFn = lambda state, params, progress, config: state
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -61,4 +82,16 @@ def names() -> list[str]:
 
 def _import_all():
   # Importing a method module registers it.
-  from ssljax.methods import tico, vicreg, vicreg_tico  # pylint: disable=g-import-not-at-top,unused-import
+  # pylint: disable=g-import-not-at-top,unused-import
+  from ssljax.methods import barlow_twins, byol, simclr, simsiam
+  from ssljax.methods import tico, vicreg, vicreg_tico
+
+
+def predictions(outputs: Outputs, method_name: str) -> tuple[jax.Array, ...]:
+  """(p1, p2), or a clear error when the config builds no predictor."""
+  if 'p1' not in outputs:
+    raise InputError(
+        f'{method_name} needs a predictor, but config.model.predictor_widths '
+        'is empty; set it, e.g. --config.model.predictor_widths="(512, 2048)" '
+        '(hidden, output; the output must equal the projector output width).')
+  return outputs['p1'], outputs['p2']

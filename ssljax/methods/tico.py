@@ -47,13 +47,13 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(name='tico', beta=0.9, rho=8.0))
 
 
-def init_state(cfg, dim: int) -> jax.Array:
-  del cfg
+def init_state(cfg, params, dim: int) -> jax.Array:
+  del cfg, params
   return jnp.zeros((dim, dim), jnp.float32)
 
 
-def _loss(z1, z2, c, cfg):
-  return tico_loss(z1, z2, c, beta=cfg.beta, rho=cfg.rho)
+def _loss(outputs, c, cfg):
+  return tico_loss(outputs['z1'], outputs['z2'], c, beta=cfg.beta, rho=cfg.rho)
 
 
 methods.register('tico', methods.Method(loss=_loss, init_state=init_state))

@@ -53,8 +53,9 @@ def default_config() -> ml_collections.ConfigDict:
       name='vicreg', sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0))
 
 
-def _loss(z1, z2, state, cfg):
-  loss, terms = vicreg_loss(z1, z2, sim_coeff=cfg.sim_coeff,
+def _loss(outputs, state, cfg):
+  loss, terms = vicreg_loss(outputs['z1'], outputs['z2'],
+                            sim_coeff=cfg.sim_coeff,
                             std_coeff=cfg.std_coeff, cov_coeff=cfg.cov_coeff)
   return loss, terms, state
 

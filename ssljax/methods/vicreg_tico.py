@@ -51,10 +51,11 @@ def default_config() -> ml_collections.ConfigDict:
       normalize=False, both_branches=False))
 
 
-def _loss(z1, z2, c, cfg):
+def _loss(outputs, c, cfg):
   return vicreg_tico_loss(
-      z1, z2, c, sim_coeff=cfg.sim_coeff, std_coeff=cfg.std_coeff, nu=cfg.nu,
-      beta=cfg.beta, normalize=cfg.normalize, both_branches=cfg.both_branches)
+      outputs['z1'], outputs['z2'], c, sim_coeff=cfg.sim_coeff,
+      std_coeff=cfg.std_coeff, nu=cfg.nu, beta=cfg.beta,
+      normalize=cfg.normalize, both_branches=cfg.both_branches)
 
 
 methods.register('vicreg_tico',

@@ -6,7 +6,7 @@ import ml_collections
 
 from ssljax.errors import InputError
 
-from ssljax.models.heads import Projector
+from ssljax.models.heads import MLP
 from ssljax.models.resnet import BACKBONES
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'auto': None}
@@ -21,18 +21,24 @@ def compute_dtype(name: str):
 
 
 class SSLModel(nn.Module):
-  """The encoder followed by the projector.
+  """The encoder followed by the projector and, for BYOL/SimSiam, a predictor.
 
-  `__call__` returns both the encoder features (what the linear probe sees) and
-  the projector output (what the loss sees); `features` runs the encoder alone,
-  so evaluation never pays for the projector.
+  `__call__` returns the encoder features (what the linear probe sees), the
+  projector output and the predictor output (None without a predictor);
+  `project` stops at the projector (BYOL's target network); `features` runs
+  the encoder alone, so evaluation never pays for the heads.
   """
   encoder: nn.Module
   projector: nn.Module
+  predictor: nn.Module | None = None
 
   def __call__(self, x, train: bool):
     h = self.encoder(x, train)
-    return h, self.projector(h, train)
+    z = self.projector(h, train)
+    return h, z, None if self.predictor is None else self.predictor(z, train)
+
+  def project(self, x, train: bool):
+    return self.projector(self.encoder(x, train), train)
 
   def features(self, x):
     return self.encoder(x, train=False)
@@ -49,8 +55,13 @@ def create_model(config: ml_collections.ConfigDict) -> SSLModel:
         f'config.model.dtype={config.model.dtype!r} is not known; '
         f'allowed values: {sorted(DTYPES)}')
   dtype = compute_dtype(config.model.dtype)
+  predictor = None
+  if config.model.predictor_widths:
+    predictor = MLP(widths=tuple(config.model.predictor_widths),
+                    last_bias=True, dtype=dtype)
   return SSLModel(
       encoder=BACKBONES[config.model.backbone](width=config.model.width,
                                                dtype=dtype),
-      projector=Projector(widths=tuple(config.model.projector_widths),
-                          dtype=dtype))
+      projector=MLP(widths=tuple(config.model.projector_widths),
+                    last_norm=config.model.projector_last_norm, dtype=dtype),
+      predictor=predictor)

@@ -1,0 +1,19 @@
+"""Barlow Twins (Zbontar et al., ICML 2021) on CIFAR-10.
+
+Presets (`configs/barlow_twins.py:cpu`): full (default), cpu, smoke; see
+`ssljax/defaults.py`. The full recipe is solo-learn's CIFAR-10 Barlow Twins:
+LARS, lr 0.3 x batch/256, weight decay 1e-4, 2048-2048-2048 projector,
+lambda 0.0051, loss scale 0.1, crops of scale 0.08-1, solarization on the
+second view only.
+"""
+from ssljax import defaults
+from ssljax.methods import barlow_twins
+
+
+def get_config(preset: str = 'full'):
+  config = defaults.get_config(preset)
+  config.method = barlow_twins.default_config()
+  config.augment.solarize_prob = (0.0, 0.2)
+  if preset == 'full':
+    config.augment.crop_scale = (0.08, 1.0)
+  return config

@@ -1,0 +1,23 @@
+"""SimCLR (Chen et al., ICML 2020) on CIFAR-10.
+
+Presets (`configs/simclr.py:cpu`): full (default), cpu, smoke; see
+`ssljax/defaults.py`. The full recipe is solo-learn's CIFAR-10 SimCLR: LARS,
+lr 0.4 x batch/256, weight decay 1e-4, projector 2048 -> 256, temperature
+0.2, crops of scale 0.08-1 and the stronger colour jitter 0.8/0.8/0.8/0.2;
+no blur on 32x32 images, as the SimCLR paper's CIFAR experiments.
+"""
+from ssljax import defaults
+from ssljax.methods import simclr
+
+
+def get_config(preset: str = 'full'):
+  config = defaults.get_config(preset)
+  config.method = simclr.default_config()
+  config.optimizer.learning_rate = 0.4
+  config.augment.update(dict(brightness=0.8, contrast=0.8, saturation=0.8,
+                             hue=0.2, solarize_prob=(0.0, 0.0)))
+  config.model.projector_widths = {'full': (2048, 256), 'cpu': (1024, 128),
+                                   'smoke': (256, 64)}[preset]
+  if preset == 'full':
+    config.augment.crop_scale = (0.08, 1.0)
+  return config
