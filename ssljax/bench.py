@@ -136,9 +136,7 @@ def run(config, steps: int = 5, repeats: int = 5,
 
   def heads_loss(params, h):
     z, p = apply_heads(params, h, _heads)
-    outputs = dict(zip(('z1', 'z2'), jnp.split(z, 2)))
-    if p is not None:
-      outputs.update(zip(('p1', 'p2'), jnp.split(p, 2)))
+    outputs = methods.view_outputs(z, p)
     outputs.update(jax.lax.stop_gradient(method.targets(
         state.method_state, functools.partial(apply_heads, fn=_projector), h,
         config.method)))

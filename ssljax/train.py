@@ -115,9 +115,7 @@ def train_step(state: TrainState, images: jax.Array, perm: jax.Array, *,
     (_, z, p), updates = model.apply(
         {'params': params, 'batch_stats': state.batch_stats}, x, train=True,
         mutable=['batch_stats'])
-    outputs = dict(zip(('z1', 'z2'), jnp.split(z.astype(jnp.float32), 2)))
-    if p is not None:
-      outputs.update(zip(('p1', 'p2'), jnp.split(p.astype(jnp.float32), 2)))
+    outputs = methods.view_outputs(z, p)
     loss, terms, method_state = method.loss({**outputs, **targets},
                                             state.method_state, config.method)
     return loss, (terms, method_state, updates['batch_stats'], outputs['z1'])

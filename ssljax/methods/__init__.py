@@ -16,6 +16,7 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 
 from ssljax.errors import InputError
@@ -85,6 +86,15 @@ def _import_all():
   # pylint: disable=g-import-not-at-top,unused-import
   from ssljax.methods import barlow_twins, byol, simclr, simsiam
   from ssljax.methods import tico, vicreg, vicreg_tico
+
+
+def view_outputs(z: jax.Array, p: jax.Array | None) -> Outputs:
+  """Splits the [2N, D] projections (and predictions) of both views into
+  'z1', 'z2' (and 'p1', 'p2'), in float32 for the loss."""
+  outputs = dict(zip(('z1', 'z2'), jnp.split(z.astype(jnp.float32), 2)))
+  if p is not None:
+    outputs.update(zip(('p1', 'p2'), jnp.split(p.astype(jnp.float32), 2)))
+  return outputs
 
 
 def predictions(outputs: Outputs, method_name: str) -> tuple[jax.Array, ...]:
