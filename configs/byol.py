@@ -21,4 +21,9 @@ def get_config(preset: str = 'full'):
   config.model.predictor_widths = widths
   if preset == 'full':
     config.augment.crop_scale = (0.08, 1.0)
+  if preset == 'cpu':
+    # The target network adds a forward pass of both views (~+30% per step);
+    # batch 64 is ~20% faster per image on a 2-core CPU, which keeps the four
+    # epochs within the 30-minute budget.
+    config.train.batch_size = 64
   return config

@@ -125,3 +125,83 @@ def views(key: jax.Array, images: jax.Array, cfg: ml_collections.ConfigDict,
     image_keys = jax.random.split(view_key, images.shape[0])
     out.append(jax.vmap(augment)(image_keys, images))
   return tuple(out)
+
+
+# Geometric ops of the pretext tasks (rotation, patches, tiles, counting).
+
+
+def random_flip(key: jax.Array, images: jax.Array) -> jax.Array:
+  """Flips each image of [N, H, W, C] left-right with probability 1/2."""
+  flip = jax.random.bernoulli(key, 0.5, (images.shape[0], 1, 1, 1))
+  return jnp.where(flip, images[:, :, ::-1], images)
+
+
+def crop(image: jax.Array, top: jax.Array, left: jax.Array,
+         size: int) -> jax.Array:
+  """The size x size window of one [H, W, C] image at (top, left), which may
+  be traced; indices are clamped into the image as by `dynamic_slice`."""
+  return jax.lax.dynamic_slice(image, (top, left, 0),
+                               (size, size, image.shape[-1]))
+
+
+def resize(images: jax.Array, size: int) -> jax.Array:
+  """Bilinear resize of [..., H, W, C] to size x size (identity if equal)."""
+  if images.shape[-3:-1] == (size, size):
+    return images
+  return jax.image.resize(images, images.shape[:-3] + (size, size,
+                                                       images.shape[-1]),
+                          'linear')
+
+
+def drop_colour_channels(key: jax.Array, image: jax.Array,
+                         prob: float) -> jax.Array:
+  """With probability `prob`, keeps one random channel of an [H, W, 3] image
+  and replaces the other two by Gaussian noise of 1/100 of its std, centred
+  on its mean.
+
+  Doersch et al. (2015, sec. 3.1) use this "colour dropping" against chromatic
+  aberration: lenses shift the colour channels by an amount that depends on
+  the position in the image, which a network can read instead of the content.
+  """
+  k_apply, k_keep, k_noise = jax.random.split(key, 3)
+  keep = jax.random.randint(k_keep, (), 0, 3)
+  kept = image[..., keep]
+  noise = (jax.random.normal(k_noise, image.shape) * 0.01 * jnp.std(kept)
+           + jnp.mean(kept))
+  dropped = jnp.where(jnp.arange(3) == keep, image, noise)
+  return jnp.where(jax.random.uniform(k_apply) < prob, dropped, image)
+
+
+def grid_corners(key: jax.Array, num_images: int, patch: int, gap: int,
+                 jitter: int, image_size: int) -> jax.Array:
+  """[N, 9, 2] top-left (y, x) corners of a 3x3 grid of patches per image.
+
+  Cells are `patch + gap` apart, each patch moves by its own random offset in
+  [0, jitter] per axis, and the whole grid by a random offset within the
+  image's slack, so neighbouring patches are gap - jitter to gap + jitter
+  pixels apart and rarely line up: continuing edges and lines, a shortcut of
+  patch-based pretext tasks, are denied (Doersch et al. 2015, Noroozi &
+  Favaro 2016).
+  Corners are row-major: cell (r, c) is index 3r + c.
+  """
+  span = 3 * patch + 2 * gap + jitter
+  if span > image_size or min(patch, gap, jitter) < 0 or patch == 0:
+    raise InputError(
+        f'config.method: 3 * patch_size ({patch}) + 2 * gap ({gap}) + jitter '
+        f'({jitter}) = {span} must fit the {image_size}-pixel image with a '
+        'positive patch_size and non-negative gap and jitter; lower them.')
+  k_origin, k_jitter = jax.random.split(key)
+  origin = jax.random.randint(k_origin, (num_images, 1, 2), 0,
+                              image_size - span + 1)
+  rows, cols = jnp.divmod(jnp.arange(9), 3)
+  cells = jnp.stack([rows, cols], -1) * (patch + gap)
+  offsets = jax.random.randint(k_jitter, (num_images, 9, 2), 0, jitter + 1)
+  return origin + cells + offsets
+
+
+def crop_patches(images: jax.Array, corners: jax.Array,
+                 size: int) -> jax.Array:
+  """[N, H, W, C] images and [N, K, 2] corners -> [N, K, size, size, C]."""
+  per_image = jax.vmap(lambda image, c: crop(image, c[0], c[1], size),
+                       in_axes=(None, 0))
+  return jax.vmap(per_image)(images, corners)

@@ -5,8 +5,9 @@ After compilation and warm-up, each variant is timed over `--steps` calls,
 blocking on the device result, `--repeats` times; the table shows the median
 and the spread (min-max) of ms per call:
   train_step      the full jitted step (augment, encode, project, loss, update)
-  augment         the two views of the batch only
-  encoder_fwd_bwd the encoder's forward and backward on the 2B views only
+  augment         the method's inputs of the batch only (the two augmented
+                  views; a pretext task's rotations, patches or tiles)
+  encoder_fwd_bwd the encoder's forward and backward on those inputs only
   heads_loss_update  projector/predictor, loss and optimizer on fixed features
 and, once, the matrix-multiply ceiling (square float32 products, or the
 compute dtype on GPU/TPU), feature extraction of 50,000 images and the linear
@@ -28,7 +29,6 @@ from ml_collections import config_flags
 import numpy as np
 import optax
 
-from ssljax import augment
 from ssljax import data
 from ssljax import evaluate
 from ssljax import methods
@@ -97,16 +97,19 @@ def run(config, steps: int = 5, repeats: int = 5,
   step.lower(state, images, perm).compile()
   results['compile_seconds'] = time.perf_counter() - start
 
-  # Augmentation alone.
+  # The method's input transformation alone (two augmented views, rotations,
+  # patches...).
   key = jax.random.PRNGKey(0)
-  views = jax.jit(lambda k, x: (jax.random.fold_in(k, 1),
-                                augment.views(k, x, config.augment)))
+  views = jax.jit(lambda k, x: (jax.random.fold_in(k, 1), method.views(
+      k, x, state.method_state, config)))
   results['augment'] = time_calls(
       lambda k, x: (views(k, x)[0], x), (key, images[:batch]), **reps)
 
-  # Encoder forward + backward alone, on standardised 2B views.
-  size = config.augment.image_size
-  x = data.standardize(jax.random.uniform(key, (2 * batch, size, size, 3)))
+  # Encoder forward + backward alone, on inputs shaped as the method's.
+  x_shape, labels = jax.eval_shape(views, key, images[:batch])[1]
+  results['encoder_inputs'] = list(x_shape.shape)
+  x = data.standardize(jax.random.uniform(key, x_shape.shape))
+  labels = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), labels)
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
 
   def encoder_loss(params, x):
@@ -122,12 +125,12 @@ def run(config, steps: int = 5, repeats: int = 5,
   forward = jax.jit(lambda p, x: model.apply({**variables, 'params': p}, x,
                                              method=models.SSLModel.features))
   results['encoder_flops_per_image'] = flops_of(forward, state.params, x) / (
-      2 * batch)
+      len(x))
   results['encoder_fwd_bwd_flops_per_image'] = flops_of(
-      encoder_grad, state.params, x) / (2 * batch)
+      encoder_grad, state.params, x) / len(x)
 
   # Heads, loss and optimizer on fixed encoder features.
-  h = forward(state.params, x)
+  h = models.group_features(forward(state.params, x), method.head_groups)
 
   def apply_heads(params, h, fn):
     out, _ = model.apply({**variables, 'params': params}, h, train=True,
@@ -135,8 +138,7 @@ def run(config, steps: int = 5, repeats: int = 5,
     return out
 
   def heads_loss(params, h):
-    z, p = apply_heads(params, h, _heads)
-    outputs = methods.view_outputs(z, p)
+    outputs = {**method.outputs(*apply_heads(params, h, _heads)), **labels}
     outputs.update(jax.lax.stop_gradient(method.targets(
         state.method_state, functools.partial(apply_heads, fn=_projector), h,
         config.method)))
@@ -204,12 +206,15 @@ def report(r: dict) -> str:
     ratio = median / (r['encoder_fwd_bwd'][0] * 1e3)
     lines.append(f'{name:<20}{median:>10.1f}{f"{low:.1f}-{high:.1f}":>16}'
                  f'{ratio:>11.2f}')
-  achieved = (r['encoder_fwd_bwd_flops_per_image'] * 2 * r['batch_size']
+  inputs = r['encoder_inputs'][0]
+  achieved = (r['encoder_fwd_bwd_flops_per_image'] * inputs
               / r['encoder_fwd_bwd'][0])
+  size = 'x'.join(map(str, r['encoder_inputs'][1:3]))
   lines += [
-      f'images/s {images:.0f}, views/s {2 * images:.0f} '
-      f'({step_ms:.1f} ms per step)',
-      f"encoder FLOPs/image: forward {r['encoder_flops_per_image'] / 1e6:.1f} M,"
+      f'images/s {images:.0f}, encoder inputs/s '
+      f"{inputs / r['train_step'][0]:.0f} ({step_ms:.1f} ms per step; "
+      f'{inputs} inputs of {size} per step)',
+      f"encoder FLOPs/input: forward {r['encoder_flops_per_image'] / 1e6:.1f} M,"
       f" forward+backward {r['encoder_fwd_bwd_flops_per_image'] / 1e6:.1f} M",
       f'encoder forward+backward: {achieved / 1e9:.1f} GFLOP/s = '
       f"{achieved / r['matmul_flops_per_second']:.0%} of the matmul ceiling "

@@ -39,6 +39,7 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   config.model.dtype = 'auto'  # bfloat16 on GPU/TPU, float32 on CPU.
   config.model.projector_widths = (2048, 2048, 2048)
   config.model.projector_last_norm = False  # SimSiam: True.
+  config.model.projector_last_bias = False  # Pretext classifiers: True.
   config.model.predictor_widths = ()  # BYOL/SimSiam: hidden, output.
 
   config.train = ml_collections.ConfigDict()
@@ -89,3 +90,27 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
     config.train.checkpoint_every_steps = 20
     config.optimizer.warmup_epochs = 0.01
   return config
+
+
+def use_pretext_recipe(config: ml_collections.ConfigDict, preset: str,
+                       num_classes: int | None):
+  """The shared recipe of the pretext tasks, RotNet's on CIFAR-10 (Gidaris et
+  al. 2018): SGD with momentum 0.9, lr 0.1 per 128 images, weight decay 5e-4;
+  a one-hidden-layer classifier head with a bias (`num_classes` outputs;
+  None keeps the config's head, e.g. counting's count vector); the input
+  transformation is the task's own, so the augmentation is one view of
+  crop and flip only."""
+  config.optimizer.name = 'sgd'
+  config.optimizer.learning_rate = 0.2
+  config.optimizer.weight_decay = 5e-4
+  config.model.projector_last_bias = True
+  if num_classes is not None:
+    hidden = {'full': 1024, 'cpu': 256, 'smoke': 64}[preset]
+    config.model.projector_widths = (hidden, num_classes)
+  config.augment.update(dict(
+      crop_scale=(0.5, 1.0), flip_prob=(0.5,), jitter_prob=(0.0,),
+      grayscale_prob=(0.0,), blur_prob=(0.0,), solarize_prob=(0.0,)))
+  if preset == 'full':
+    config.train.batch_size = 128
+    config.train.num_epochs = 200.0
+    config.optimizer.warmup_epochs = 1.0

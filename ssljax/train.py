@@ -25,7 +25,6 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from ssljax import augment
 from ssljax import data
 from ssljax import evaluate
 from ssljax import methods
@@ -71,9 +70,12 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int):
 def create_train_state(config: ml_collections.ConfigDict, model, tx,
                        method: methods.Method) -> TrainState:
   rng, init_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  # The encoder pools globally, so any input size builds the same parameters;
+  # the head's input width depends on how many parts it sees at once.
   size = config.augment.image_size
-  variables = jax.jit(functools.partial(model.init, train=False))(
-      init_rng, jnp.zeros((2, size, size, 3), jnp.float32))
+  variables = jax.jit(functools.partial(
+      model.init, train=False, head_groups=method.head_groups))(
+          init_rng, jnp.zeros((2 * method.head_groups, size, size, 3)))
   params = variables['params']
   return TrainState(
       step=jnp.zeros((), jnp.int32), params=params,
@@ -98,9 +100,9 @@ def train_step(state: TrainState, images: jax.Array, perm: jax.Array, *,
   idx = jax.lax.dynamic_slice_in_dim(perm, start, batch_size)
   idx = jax.lax.with_sharding_constraint(idx, NamedSharding(mesh, P('data')))
   aug_key, _ = _streams(state.rng)
-  views = augment.views(jax.random.fold_in(aug_key, state.step), images[idx],
-                        config.augment)
-  x = data.standardize(jnp.concatenate(views))
+  x, labels = method.views(jax.random.fold_in(aug_key, state.step),
+                           images[idx], state.method_state, config)
+  x = data.standardize(x)
 
   def project(params, x):
     z, _ = model.apply({'params': params, 'batch_stats': state.batch_stats}, x,
@@ -114,15 +116,17 @@ def train_step(state: TrainState, images: jax.Array, perm: jax.Array, *,
   def loss_fn(params):
     (_, z, p), updates = model.apply(
         {'params': params, 'batch_stats': state.batch_stats}, x, train=True,
-        mutable=['batch_stats'])
-    outputs = methods.view_outputs(z, p)
-    loss, terms, method_state = method.loss({**outputs, **targets},
+        head_groups=method.head_groups, mutable=['batch_stats'])
+    outputs = method.outputs(z, p)
+    loss, terms, method_state = method.loss({**outputs, **labels, **targets},
                                             state.method_state, config.method)
-    return loss, (terms, method_state, updates['batch_stats'], outputs['z1'])
+    return loss, (terms, method_state, updates['batch_stats'], z)
 
-  (loss, (terms, method_state, batch_stats, z1)), grads = jax.value_and_grad(
+  (loss, (terms, method_state, batch_stats, z)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  # The head's output of the first view (or of the first block of inputs).
+  z1 = z[:batch_size].astype(jnp.float32)
   z1n = z1 / jnp.linalg.norm(z1, axis=1, keepdims=True)
   metrics = {
       'loss': loss,
@@ -182,15 +186,17 @@ def run_probe(model, state: TrainState, splits: dict, config, mesh) -> dict:
   return result
 
 
-def _view_grid(config, images: np.ndarray, num: int = 8) -> np.ndarray:
-  """[1, num*H, 3*W, 3]: each row an original image and its two views."""
-  key = jax.random.PRNGKey(config.seed)
-  v1, v2 = jax.jit(lambda k, x: augment.views(k, x, config.augment))(
-      key, images[:num])
-  size = config.augment.image_size
-  original = jax.image.resize(images[:num] / 255.0, v1.shape, 'linear')
-  rows = np.concatenate([original, v1, v2], axis=2)  # [num, S, 3S, 3]
-  return rows.reshape(1, num * size, 3 * size, 3)
+def _view_grid(method, state, config, images: np.ndarray,
+               num: int = 8) -> np.ndarray:
+  """[1, num*S, (1+K)*S, 3]: each row an original image and the K network
+  inputs the method makes of it (two views, four rotations, nine tiles...)."""
+  x, _ = jax.jit(lambda k, i, s: method.views(k, i, s, config))(
+      jax.random.PRNGKey(config.seed), images[:num], state.method_state)
+  size = x.shape[1]
+  parts = np.asarray(x).reshape(-1, num, size, size, 3)  # [K, num, S, S, 3]
+  original = jax.image.resize(images[:num] / 255.0, parts.shape[1:], 'linear')
+  rows = np.concatenate([original, *parts], axis=2)  # [num, S, (1+K)S, 3]
+  return rows.reshape(1, num * size, -1, 3)
 
 
 def _flat_hparams(config: ml_collections.ConfigDict) -> dict:
@@ -260,7 +266,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer = metric_writers.create_default_writer(workdir)
   writer.write_hparams(_flat_hparams(config))
   writer.write_images(int(state.step),
-                      {'augmented_views': _view_grid(config, train_images)})
+                      {'augmented_views': _view_grid(method, state, config,
+                                                     train_images)})
 
   step_fn = jit_train_step(config, model, tx, schedule, method,
                            steps_per_epoch, mesh)

@@ -8,13 +8,9 @@ import pytest
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 
-@pytest.fixture
-def tiny_config():
-  """The VICReg config shrunk to a 4-channel ResNet-18 and a 32-d projector."""
-  from configs import vicreg  # pylint: disable=g-import-not-at-top
-  config = vicreg.get_config('smoke')
+def _shrink(config):
+  """A smoke config shrunk to a 4-channel ResNet-18 and a few steps."""
   config.model.width = 0.0625
-  config.model.projector_widths = (32, 32, 32)
   config.train.batch_size = 16
   config.train.num_epochs = 1.5
   config.train.log_every_steps = 2
@@ -24,6 +20,22 @@ def tiny_config():
   config.probe.num_steps = 30
   config.probe.l2_grid = (1e-4, 1e-2)
   return config
+
+
+@pytest.fixture
+def tiny_config():
+  """The VICReg config shrunk, with a 32-d projector."""
+  from configs import vicreg  # pylint: disable=g-import-not-at-top
+  config = _shrink(vicreg.get_config('smoke'))
+  config.model.projector_widths = (32, 32, 32)
+  return config
+
+
+@pytest.fixture
+def tiny_config_of():
+  """tiny_config_of(name): configs/<name>.py:smoke, shrunk (its own heads)."""
+  return lambda name: _shrink(
+      importlib.import_module(f'configs.{name}').get_config('smoke'))
 
 
 def _use_method(config, name: str):

@@ -15,3 +15,11 @@ def test_bench_reports_every_stage(tiny_config, use_method):
   assert results['feature_dim'] == 32 and results['compile_seconds'] > 0
   table = bench.report(results)
   assert 'x encoder' in table and 'of the matmul ceiling' in table
+
+
+def test_bench_times_a_pretext_task_on_its_own_inputs(tiny_config_of):
+  config = tiny_config_of('jigsaw')  # Nine tiles per image, grouped heads.
+  results = bench.run(config, steps=1, repeats=1, probe_examples=64)
+  assert results['encoder_inputs'] == [9 * config.train.batch_size, 16, 16, 3]
+  assert results['heads_loss_update'][0] > 0
+  assert '144 inputs of 16x16 per step' in bench.report(results)

@@ -13,7 +13,7 @@ def _config(backbone, width=1.0, projector=(64, 64, 32)):
   return ml_collections.ConfigDict({'model': {
       'backbone': backbone, 'width': width, 'dtype': 'float32',
       'projector_widths': projector, 'projector_last_norm': False,
-      'predictor_widths': ()}})
+      'projector_last_bias': False, 'predictor_widths': ()}})
 
 
 def _count(tree):
@@ -72,3 +72,19 @@ def test_predictor_and_simsiam_projector_heads():
 def test_bad_backbone_lists_choices():
   with pytest.raises(InputError, match='resnet18.*resnet34.*resnet50'):
     models.create_model(_config('vgg'))
+
+
+def test_grouped_heads_see_each_images_parts_side_by_side():
+  h = jnp.arange(3 * 2 * 4).reshape(6, 4)  # 3 blocks of 2 images, F = 4.
+  grouped = np.asarray(models.group_features(h, 3))
+  assert grouped.shape == (2, 12)
+  for n in range(2):
+    np.testing.assert_array_equal(
+        grouped[n], np.concatenate([h[g * 2 + n] for g in range(3)]))
+  np.testing.assert_array_equal(models.group_features(h, 1), h)
+  config = _config('resnet18', width=0.0625, projector=(8, 5))
+  model = models.create_model(config)
+  x = jnp.ones((3 * 2, 16, 16, 3))
+  variables = model.init(jax.random.PRNGKey(0), x, train=False, head_groups=3)
+  _, z, _ = model.apply(variables, x, train=False, head_groups=3)
+  assert z.shape == (2, 5)

@@ -20,11 +20,23 @@ def compute_dtype(name: str):
   return DTYPES[name]
 
 
+def group_features(h: jax.Array, head_groups: int) -> jax.Array:
+  """[G * N, F] features of G blocks of N inputs -> [N, G * F]: row n holds
+  the features of part 0..G-1 of image n (identity for G = 1)."""
+  if head_groups == 1:
+    return h
+  g = h.reshape(head_groups, -1, h.shape[-1])
+  return jnp.transpose(g, (1, 0, 2)).reshape(g.shape[1], -1)
+
+
 class SSLModel(nn.Module):
   """The encoder followed by the projector and, for BYOL/SimSiam, a predictor.
 
   `__call__` returns the encoder features (what the linear probe sees), the
-  projector output and the predictor output (None without a predictor);
+  projector output and the predictor output (None without a predictor). For
+  a pretext task the projector is the classifier head, and with
+  `head_groups` = G > 1 it sees each image's G parts at once: the inputs are
+  G blocks of N and the head gets [N, G * F] concatenated features.
   `project` stops at the projector (BYOL's target network); `features` runs
   the encoder alone, so evaluation never pays for the heads.
   """
@@ -32,8 +44,8 @@ class SSLModel(nn.Module):
   projector: nn.Module
   predictor: nn.Module | None = None
 
-  def __call__(self, x, train: bool):
-    h = self.encoder(x, train)
+  def __call__(self, x, train: bool, head_groups: int = 1):
+    h = group_features(self.encoder(x, train), head_groups)
     z = self.projector(h, train)
     return h, z, None if self.predictor is None else self.predictor(z, train)
 
@@ -63,5 +75,6 @@ def create_model(config: ml_collections.ConfigDict) -> SSLModel:
       encoder=BACKBONES[config.model.backbone](width=config.model.width,
                                                dtype=dtype),
       projector=MLP(widths=tuple(config.model.projector_widths),
+                    last_bias=config.model.projector_last_bias,
                     last_norm=config.model.projector_last_norm, dtype=dtype),
       predictor=predictor)

@@ -1,0 +1,25 @@
+"""Counting visual primitives (Noroozi et al., ICCV 2017) on CIFAR-10.
+
+Presets (`configs/counting.py:cpu`): full (default), cpu, smoke; see
+`ssljax/defaults.py`. The recipe is `defaults.use_pretext_recipe`. The
+downsampled image and its four tiles are 16x16, upsampled to 32x32 in the
+full recipe. The count vector has 1000 entries in the full recipe (as the
+paper) and the margin is the paper's 10; the head is Linear-BN-ReLU, Linear,
+then a ReLU makes the counts non-negative.
+"""
+from ssljax import defaults
+from ssljax.methods import counting
+
+
+def get_config(preset: str = 'full'):
+  config = defaults.get_config(preset)
+  config.method = counting.default_config()
+  defaults.use_pretext_recipe(config, preset, num_classes=None)
+  config.model.projector_widths = {'full': (1024, 1000), 'cpu': (256, 256),
+                                   'smoke': (64, 64)}[preset]
+  if preset == 'full':
+    config.method.input_size = 32
+  if preset == 'cpu':
+    # Five 16x16 inputs per image cost ~1.1 two-view 24x24 steps.
+    config.train.num_epochs = 3.0
+  return config

@@ -1,0 +1,107 @@
+"""Jigsaw puzzles (Noroozi & Favaro, ECCV 2016).
+
+The image is cut into a 3x3 grid of tiles, the tiles are shuffled by one of
+P fixed permutations, each tile goes through the shared encoder, and the
+network classifies which permutation was applied from the 9 concatenated
+tile features (the "context-free network", fig. 3). The P permutations are
+chosen greedily for a large minimum Hamming distance (sec. 3.2: more
+permutations and larger distances make the task harder and the features
+better); the set is deterministic and kept in the method state, so the
+checkpoint holds it. Against shortcuts: tiles are jittered with gaps
+between them (no continuing edges), and colour dropping on a fraction of the
+tiles (chromatic aberration).
+
+For 32x32 CIFAR images the defaults are 8-pixel tiles with a 2-pixel gap and
+2 pixels of jitter (3*8 + 2*2 + 2 = 30), upsampled to `input_size`.
+"""
+import functools
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ssljax import augment
+from ssljax import methods
+from ssljax.errors import InputError
+
+NUM_TILES = 9
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name='jigsaw', num_permutations=100, tile_size=8, gap=2, jitter=2,
+      input_size=16, colour_drop_prob=0.3))
+
+
+@functools.lru_cache(maxsize=8)
+def permutation_set(num: int) -> np.ndarray:
+  """[num, 9] permutations of the tiles, greedily spread out: start from the
+  identity and repeatedly add the permutation whose smallest Hamming distance
+  to those already chosen is largest (the first on ties), as Noroozi &
+  Favaro's algorithm does from a random start; deterministic, so a config
+  always means the same set."""
+  if not 2 <= num <= math.factorial(NUM_TILES):
+    raise InputError(
+        f'config.method.num_permutations={num} must be between 2 and 9! = '
+        f'{math.factorial(NUM_TILES)}; the paper uses 100 to 1000.')
+  every = np.array(list(itertools.permutations(range(NUM_TILES))), np.int8)
+  chosen = [0]
+  nearest = np.sum(every != every[0], axis=1)
+  for _ in range(num - 1):
+    chosen.append(int(np.argmax(nearest)))
+    nearest = np.minimum(nearest, np.sum(every != every[chosen[-1]], axis=1))
+  return every[chosen].astype(np.int32)
+
+
+def min_pairwise_hamming(perms: np.ndarray) -> int:
+  """The smallest number of positions in which two of the permutations differ."""
+  distance = np.sum(perms[:, None, :] != perms[None, :, :], axis=-1)
+  np.fill_diagonal(distance, NUM_TILES + 1)
+  return int(distance.min())
+
+
+def shuffle_tiles(tiles: jax.Array, perms: jax.Array) -> jax.Array:
+  """[N, 9, ...] tiles, [N, 9] permutations -> out[n, k] = tiles[n, perms[n, k]]."""
+  index = perms.reshape(perms.shape + (1,) * (tiles.ndim - 2))
+  return jnp.take_along_axis(tiles, index, axis=1)
+
+
+def init_state(config, params, dim):
+  del params, dim
+  perms = permutation_set(config.num_permutations)
+  return {'permutations': jnp.asarray(perms),
+          'min_hamming': jnp.asarray(min_pairwise_hamming(perms), jnp.int32)}
+
+
+def views(key, images, state, config):
+  """[9N, S, S, 3]: tile k of every shuffled puzzle in block k; the label is
+  the index of the permutation in the set."""
+  cfg = config.method
+  k_flip, k_grid, k_label, k_drop = jax.random.split(key, 4)
+  x = augment.random_flip(k_flip, images.astype(jnp.float32) / 255.0)
+  corners = augment.grid_corners(k_grid, x.shape[0], cfg.tile_size, cfg.gap,
+                                 cfg.jitter, x.shape[1])
+  tiles = augment.crop_patches(x, corners, cfg.tile_size)  # [N, 9, T, T, 3]
+  labels = jax.random.randint(k_label, (x.shape[0],), 0,
+                              state['permutations'].shape[0])
+  tiles = shuffle_tiles(tiles, state['permutations'][labels])
+  tiles = jnp.swapaxes(tiles, 0, 1).reshape(-1, *tiles.shape[2:])
+  drop_keys = jax.random.split(k_drop, tiles.shape[0])
+  tiles = jax.vmap(augment.drop_colour_channels, in_axes=(0, 0, None))(
+      drop_keys, tiles, cfg.colour_drop_prob)
+  return augment.resize(tiles, cfg.input_size), {'labels': labels}
+
+
+def loss(outputs, state, config):
+  value, terms = methods.classification_loss(
+      outputs, config.num_permutations, 'jigsaw')
+  terms['permutation_min_hamming'] = state['min_hamming'].astype(jnp.float32)
+  return value, terms, state
+
+
+methods.register('jigsaw', methods.Method(
+    loss=loss, init_state=init_state, views=views, head_groups=NUM_TILES,
+    outputs=methods.logits_output))

@@ -1,0 +1,71 @@
+"""Context prediction: relative patch location (Doersch, Gupta & Efros, ICCV
+2015).
+
+From a 3x3 grid of patches the network sees the centre patch and one of its
+eight neighbours, encodes both with the shared encoder and classifies the
+neighbour's position (8-way) from the two concatenated features (fig. 2-3).
+Against the shortcuts the paper names (sec. 3.1): patches are `gap` pixels
+apart and jittered by up to `jitter` pixels (no continuing edges or lines),
+and colour dropping replaces two channels of each patch by noise (no
+chromatic aberration).
+
+For 32x32 CIFAR images the defaults are 8-pixel patches, a 3-pixel gap and
+2 pixels of jitter (3*8 + 2*3 + 2 = 32), so neighbours are 1-5 pixels apart;
+patches are upsampled to `input_size` for the encoder.
+"""
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from ssljax import augment
+from ssljax import methods
+
+# The eight neighbours of the centre cell (1, 1), in row-major order; label k
+# is the cell NEIGHBOURS[k] of the 3x3 grid (grid index 3r + c).
+NEIGHBOURS = (0, 1, 2, 3, 5, 6, 7, 8)
+CENTRE = 4
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name='relative_patch', patch_size=8, gap=3, jitter=2, input_size=16,
+      colour_drop_prob=1.0))
+
+
+def sample_pairs(key: jax.Array, num_images: int, cfg, image_size: int):
+  """(centre corners [N, 2], neighbour corners [N, 2], labels [N])."""
+  k_grid, k_label = jax.random.split(key)
+  corners = augment.grid_corners(k_grid, num_images, cfg.patch_size, cfg.gap,
+                                 cfg.jitter, image_size)
+  labels = jax.random.randint(k_label, (num_images,), 0, len(NEIGHBOURS))
+  neighbour = jnp.take_along_axis(
+      corners, jnp.asarray(NEIGHBOURS)[labels][:, None, None], axis=1)[:, 0]
+  return corners[:, CENTRE], neighbour, labels
+
+
+def views(key, images, state, config):
+  """[2N, S, S, 3]: the centre patches, then the neighbours (two blocks)."""
+  del state
+  cfg = config.method
+  k_flip, k_pairs, k_drop = jax.random.split(key, 3)
+  x = augment.random_flip(k_flip, images.astype(jnp.float32) / 255.0)
+  centre, neighbour, labels = sample_pairs(k_pairs, x.shape[0], cfg,
+                                           x.shape[1])
+  patches = augment.crop_patches(x, jnp.stack([centre, neighbour], 1),
+                                 cfg.patch_size)  # [N, 2, P, P, 3]
+  patches = jnp.swapaxes(patches, 0, 1).reshape(-1, *patches.shape[2:])
+  drop_keys = jax.random.split(k_drop, patches.shape[0])
+  patches = jax.vmap(augment.drop_colour_channels, in_axes=(0, 0, None))(
+      drop_keys, patches, cfg.colour_drop_prob)
+  return augment.resize(patches, cfg.input_size), {'labels': labels}
+
+
+def loss(outputs, state, config):
+  del config
+  value, terms = methods.classification_loss(outputs, len(NEIGHBOURS),
+                                             'relative_patch')
+  return value, terms, state
+
+
+methods.register('relative_patch', methods.Method(
+    loss=loss, views=views, head_groups=2, outputs=methods.logits_output))
