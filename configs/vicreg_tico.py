@@ -33,9 +33,11 @@ def get_config(preset: str = 'full'):
     # Chosen by the proxy sweep (experiments/results/cpu_presets.md): the
     # hybrid diverges at VICReg's learning rate when trained longer, and gains
     # most from a lower rate and more, smaller steps (0.458 -> 0.516-0.533);
-    # batch 64 is also ~20% faster per image on a 2-core CPU, which buys the
-    # fifth epoch within the 30-minute budget.
+    # batch 64 is also ~20% faster per image on a 2-core CPU. Epochs: 5 gave
+    # 0.5361 in 26.8 min on a host training at ~190 images/s; 8 gave 0.5655
+    # in 19.8 min on one at ~370 images/s (README, Results). At the slower
+    # speed 8 epochs would take ~35 min.
     config.train.batch_size = 64
     config.optimizer.learning_rate = 0.15
-    config.train.num_epochs = 5.0
+    config.train.num_epochs = 8.0
   return config
