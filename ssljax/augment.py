@@ -205,3 +205,15 @@ def crop_patches(images: jax.Array, corners: jax.Array,
   per_image = jax.vmap(lambda image, c: crop(image, c[0], c[1], size),
                        in_axes=(None, 0))
   return jax.vmap(per_image)(images, corners)
+
+
+def patch_blocks(key: jax.Array, patches: jax.Array, colour_drop_prob: float,
+                 size: int) -> jax.Array:
+  """[N, K, P, P, 3] patches -> [K * N, size, size, 3] network inputs: block k
+  holds patch k of every image (the layout grouped heads expect), each patch
+  colour-dropped with `colour_drop_prob` and resized to size x size."""
+  blocks = jnp.swapaxes(patches, 0, 1).reshape(-1, *patches.shape[2:])
+  keys = jax.random.split(key, blocks.shape[0])
+  blocks = jax.vmap(drop_colour_channels, in_axes=(0, 0, None))(
+      keys, blocks, colour_drop_prob)
+  return resize(blocks, size)

@@ -88,11 +88,8 @@ def views(key, images, state, config):
   labels = jax.random.randint(k_label, (x.shape[0],), 0,
                               state['permutations'].shape[0])
   tiles = shuffle_tiles(tiles, state['permutations'][labels])
-  tiles = jnp.swapaxes(tiles, 0, 1).reshape(-1, *tiles.shape[2:])
-  drop_keys = jax.random.split(k_drop, tiles.shape[0])
-  tiles = jax.vmap(augment.drop_colour_channels, in_axes=(0, 0, None))(
-      drop_keys, tiles, cfg.colour_drop_prob)
-  return augment.resize(tiles, cfg.input_size), {'labels': labels}
+  return augment.patch_blocks(k_drop, tiles, cfg.colour_drop_prob,
+                             cfg.input_size), {'labels': labels}
 
 
 def loss(outputs, state, config):

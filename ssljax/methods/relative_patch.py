@@ -53,11 +53,8 @@ def views(key, images, state, config):
                                            x.shape[1])
   patches = augment.crop_patches(x, jnp.stack([centre, neighbour], 1),
                                  cfg.patch_size)  # [N, 2, P, P, 3]
-  patches = jnp.swapaxes(patches, 0, 1).reshape(-1, *patches.shape[2:])
-  drop_keys = jax.random.split(k_drop, patches.shape[0])
-  patches = jax.vmap(augment.drop_colour_channels, in_axes=(0, 0, None))(
-      drop_keys, patches, cfg.colour_drop_prob)
-  return augment.resize(patches, cfg.input_size), {'labels': labels}
+  return augment.patch_blocks(k_drop, patches, cfg.colour_drop_prob,
+                             cfg.input_size), {'labels': labels}
 
 
 def loss(outputs, state, config):
