@@ -11,12 +11,12 @@ dependency of ssljax.
 """
 import functools
 import json
+import os
 import time
 
 from absl import app
 from absl import flags
 import jax
-from jax.sharding import Mesh
 from ml_collections import config_flags
 import numpy as np
 import orbax.checkpoint as ocp
@@ -33,6 +33,8 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (and preset).')
 flags.DEFINE_string('workdir', None, 'Restore the encoder from here.')
 flags.DEFINE_string('json_out', None, 'Also write the results here.')
+flags.DEFINE_string('features_cache', None,
+                    'An .npz of the features: read if it exists, else written.')
 
 
 def sklearn_probe(train_x, train_y, test_x, test_y, l2_grid, seed=0):
@@ -52,16 +54,11 @@ def sklearn_probe(train_x, train_y, test_x, test_y, l2_grid, seed=0):
           'holdout_accuracies': holdout, 'seconds': time.time() - start}
 
 
-def main(argv):
-  del argv
-  config = FLAGS.config
-  model, method = models.create_model(config), methods.get(config.method.name)
-  tx, _ = optim.create_optimizer(config, steps_per_epoch=1)
-  state = train.create_train_state(config, model, tx, method)
-  if FLAGS.workdir:
-    manager = ocp.CheckpointManager(f'{FLAGS.workdir}/checkpoints')
-    state = train._restore_or_init(manager, state)  # pylint: disable=protected-access
-  mesh = Mesh(np.array(jax.devices()), ('data',))
+_CACHED = ('train_x', 'train_y', 'test_x', 'test_y')
+
+
+def _features(config, model, state):
+  """Encoder features and labels of the train and test splits."""
   splits = {s: data.load_split('cifar10', s, None, False)
             for s in ('train', 'test')}
   start = time.time()
@@ -72,8 +69,24 @@ def main(argv):
            for s, (images, _) in splits.items()}
   print(f"features {feats['train'].shape} in {time.time() - start:.0f} s",
         flush=True)
-  del mesh
-  args = (feats['train'], splits['train'][1], feats['test'], splits['test'][1])
+  return (feats['train'], splits['train'][1], feats['test'], splits['test'][1])
+
+
+def main(argv):
+  del argv
+  config = FLAGS.config
+  model, method = models.create_model(config), methods.get(config.method.name)
+  tx, _ = optim.create_optimizer(config, steps_per_epoch=1)
+  state = train.create_train_state(config, model, tx, method)
+  if FLAGS.workdir:
+    manager = ocp.CheckpointManager(f'{FLAGS.workdir}/checkpoints')
+    state = train._restore_or_init(manager, state)  # pylint: disable=protected-access
+  if FLAGS.features_cache and os.path.exists(FLAGS.features_cache):
+    args = tuple(np.load(FLAGS.features_cache)[k] for k in _CACHED)
+  else:
+    args = _features(config, model, state)
+    if FLAGS.features_cache:
+      np.savez(FLAGS.features_cache, **dict(zip(_CACHED, args)))
   grid = tuple(config.probe.l2_grid)
   ours = evaluate.linear_probe(*args, l2_grid=grid,
                                num_steps=config.probe.num_steps)
