@@ -98,7 +98,7 @@ def main(argv):
   if FLAGS.json_out:
     with open(FLAGS.json_out, 'w') as f:
       json.dump({'ssljax': ours, 'sklearn': theirs,
-                 'feature_shape': list(feats['train'].shape)}, f, indent=2)
+                 'feature_shape': list(args[0].shape)}, f, indent=2)
 
 
 if __name__ == '__main__':

@@ -1,10 +1,11 @@
 """Linear-probe evaluation: features from the frozen encoder, then a jitted
 multinomial logistic regression.
 
-The L2 strength is chosen on a held-out part of the train split (one vmapped
-fit over the whole grid), the probe is refit on the full train split with it,
-and top-1 accuracy is measured on the full test split. The objective is smooth
-and convex, so full-batch L-BFGS converges in a few hundred steps.
+The L2 strength is chosen on a held-out part of the train split (one
+warm-started pass over the grid, strong to weak), the probe is refit on the
+full train split with it, and top-1 accuracy is measured on the full test
+split. The objective is smooth and convex, so full-batch L-BFGS converges in
+a few hundred steps, and from a warm start in far fewer.
 """
 import functools
 import time
@@ -32,18 +33,40 @@ def extract_features(encode: Callable[[jax.Array], jax.Array],
   return np.concatenate(features)
 
 
-def objective(params, x, labels, l2):
+@jax.custom_vjp
+def _logits(x, x_t, w):
+  """x @ w. Its gradient in w reads the stored transpose x_t = x.T: XLA:CPU
+  otherwise transposes the whole feature matrix for every gradient, which
+  made the gradient 6x slower than the product (52 vs 8 ms at 45,000 x 512)."""
+  return x @ w
+
+
+def _logits_fwd(x, x_t, w):
+  return x @ w, x_t
+
+
+def _logits_bwd(x_t, grad):
+  return None, None, x_t @ grad  # The features are constants.
+
+
+_logits.defvjp(_logits_fwd, _logits_bwd)
+
+
+def objective(params, x, x_t, labels, l2):
   """Mean cross-entropy + l2 * ||W||^2 (the bias is not regularised)."""
-  logits = x @ params['w'] + params['b']
+  logits = _logits(x, x_t, params['w']) + params['b']
   log_probs = jax.nn.log_softmax(logits)
   nll = -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=1))
   return nll + l2 * jnp.sum(params['w'] ** 2)
 
 
-@functools.partial(jax.jit, static_argnames=('num_classes', 'num_steps'))
-def fit(x, labels, l2, *, num_classes: int, num_steps: int):
-  """Minimises `objective` from zero weights with L-BFGS."""
-  loss = functools.partial(objective, x=x, labels=labels, l2=l2)
+def _lbfgs(params, x, x_t, labels, l2, scale, num_steps):
+  """`num_steps` steps of full-batch L-BFGS on `objective` from `params`, in
+  the variables w' = w / scale (per feature): a diagonal preconditioner."""
+  def loss(scaled):
+    return objective({'w': scale[:, None] * scaled['w'], 'b': scaled['b']},
+                     x, x_t, labels, l2)
+
   solver = optax.lbfgs()
   value_and_grad = optax.value_and_grad_from_state(loss)
 
@@ -54,11 +77,53 @@ def fit(x, labels, l2, *, num_classes: int, num_steps: int):
                                    value_fn=loss)
     return (optax.apply_updates(params, updates), state), None
 
-  params = {'w': jnp.zeros((x.shape[1], num_classes), x.dtype),
-            'b': jnp.zeros((num_classes,), x.dtype)}
-  (params, _), _ = jax.lax.scan(step, (params, solver.init(params)), None,
+  scaled = {'w': params['w'] / scale[:, None], 'b': params['b']}
+  (scaled, _), _ = jax.lax.scan(step, (scaled, solver.init(scaled)), None,
                                 length=num_steps)
-  return params
+  return {'w': scale[:, None] * scaled['w'], 'b': scaled['b']}
+
+
+@functools.partial(jax.jit, static_argnames=('num_classes', 'num_steps'))
+def fit_path(x, labels, l2_values, *, num_classes: int, num_steps: int,
+             init=None):
+  """Minimises `objective` for each of `l2_values` in turn, each fit starting
+  from the previous one's solution (the first from `init`, default zero).
+
+  Ordered from strong to weak L2, this is a warm-started regularisation path.
+  The values run one after another on purpose: L-BFGS vmapped over the grid
+  ran 23x slower per step than one fit (its line search's loop under vmap).
+
+  Standardised features are strongly correlated (the eigenvalues of X^T X / n
+  spanned 0.003 to 287 on a ResNet-18's), which makes plain L-BFGS need
+  hundreds of steps. So each problem is solved in the eigenbasis V of
+  X^T X / n, where ||W||^2 is unchanged, and in the variables that make its
+  Hessian at the start the identity: the cross-entropy's Hessian at uniform
+  predictions is (I - 11^T / K) / K (x) X^T X / n, so direction j is scaled by
+  1 / sqrt(lambda_j / K + 2 l2). There 25-50 steps reach the optimum.
+  """
+  eigenvalues, basis = jnp.linalg.eigh(x.T @ x / x.shape[0])
+  curvature = jnp.maximum(eigenvalues, 0) / num_classes
+  x_rot = x @ basis
+  x_rot_t = x_rot.T
+  if init is None:
+    init = {'w': jnp.zeros((x.shape[1], num_classes), x.dtype),
+            'b': jnp.zeros((num_classes,), x.dtype)}
+
+  def solve(params, l2):
+    params = _lbfgs(params, x_rot, x_rot_t, labels, l2,
+                    jax.lax.rsqrt(curvature + 2 * l2), num_steps)
+    return params, params
+
+  init = {'w': basis.T @ init['w'], 'b': init['b']}
+  _, path = jax.lax.scan(solve, init, l2_values)
+  return {'w': basis @ path['w'], 'b': path['b']}
+
+
+def fit(x, labels, l2, *, num_classes: int, num_steps: int, init=None):
+  """Minimises `objective` at one L2 strength (see `fit_path`)."""
+  path = fit_path(x, labels, jnp.reshape(l2, (1,)), num_classes=num_classes,
+                  num_steps=num_steps, init=init)
+  return jax.tree.map(lambda p: p[0], path)
 
 
 def _accuracy(params, x, labels):
@@ -73,7 +138,7 @@ def _standardize(fit_x, *others):
 def linear_probe(train_features: np.ndarray, train_labels: np.ndarray,
                  test_features: np.ndarray, test_labels: np.ndarray, *,
                  l2_grid: Sequence[float] = DEFAULT_L2_GRID,
-                 holdout_fraction: float = 0.1, num_steps: int = 100,
+                 holdout_fraction: float = 0.1, num_steps: int = 50,
                  seed: int = 0) -> dict:
   """Returns test/train accuracy, the chosen L2 and the held-out accuracies."""
   start = time.time()
@@ -82,23 +147,25 @@ def linear_probe(train_features: np.ndarray, train_labels: np.ndarray,
   num_holdout = max(1, int(holdout_fraction * len(order)))
   held, kept = order[:num_holdout], order[num_holdout:]
   fit_x, held_x = _standardize(train_features[kept], train_features[held])
-  grid = jnp.asarray(l2_grid, jnp.float32)
-  fit_grid = jax.vmap(functools.partial(fit, num_classes=num_classes,
-                                        num_steps=num_steps),
-                      in_axes=(None, None, 0))
-  params = fit_grid(fit_x, train_labels[kept], grid)
+  # Strongest L2 first: the path's warm starts then go from the easy,
+  # well-conditioned problems to the hard ones.
+  ordered = sorted(l2_grid, reverse=True)
+  grid = jnp.asarray(ordered, jnp.float32)
+  path = fit_path(fit_x, train_labels[kept], grid, num_classes=num_classes,
+                  num_steps=num_steps)
   holdout = jax.vmap(_accuracy, in_axes=(0, None, None))(
-      params, held_x, train_labels[held])
+      path, held_x, train_labels[held])
   best = int(jnp.argmax(holdout))
 
   train_x, test_x = _standardize(train_features, test_features)
   params = fit(train_x, train_labels, grid[best], num_classes=num_classes,
-               num_steps=num_steps)
+               num_steps=num_steps,
+               init=jax.tree.map(lambda p: p[best], path))
   return {
       'test_accuracy': float(_accuracy(params, test_x, test_labels)),
       'train_accuracy': float(_accuracy(params, train_x, train_labels)),
-      'best_l2': float(l2_grid[best]),
-      'l2_grid': [float(v) for v in l2_grid],
+      'best_l2': float(ordered[best]),
+      'l2_grid': [float(v) for v in ordered],
       'holdout_accuracies': [float(v) for v in holdout],
       'seconds': time.time() - start,
   }

@@ -30,21 +30,40 @@ def test_separable_classes_are_learned_and_random_labels_are_not():
   assert result['test_accuracy'] < 0.16
 
 
+def _gradient(params, x, y, l2):
+  """Gradient of mean cross-entropy + l2 ||W||^2, in float64 from the
+  formula: X^T (softmax - onehot) / n + 2 l2 W, and the column sums for b."""
+  w, b = np.float64(params['w']), np.float64(params['b'])
+  logits = x.astype(np.float64) @ w + b
+  probs = np.exp(logits - logits.max(1, keepdims=True))
+  probs /= probs.sum(1, keepdims=True)
+  residual = (probs - np.eye(w.shape[1])[y]) / len(y)
+  return x.T @ residual + 2 * l2 * w, residual.sum(0)
+
+
 def test_fit_reaches_the_optimum_of_the_regularised_objective():
   x, y = _gaussian_classes(500, 8, separation=0.5, seed=2)
   l2 = 1e-2
   params = evaluate.fit(jnp.asarray(x), jnp.asarray(y), jnp.float32(l2),
                         num_classes=10, num_steps=200)
-  # Gradient of mean cross-entropy + l2 ||W||^2, in float64 from the formula.
-  w, b = np.float64(params['w']), np.float64(params['b'])
-  logits = x.astype(np.float64) @ w + b
-  probs = np.exp(logits - logits.max(1, keepdims=True))
-  probs /= probs.sum(1, keepdims=True)
-  residual = (probs - np.eye(10)[y]) / len(y)
-  grad_w = x.T @ residual + 2 * l2 * w
-  grad_b = residual.sum(0)
+  grad_w, grad_b = _gradient(params, x, y, l2)
   assert np.abs(grad_w).max() < 1e-4 and np.abs(grad_b).max() < 1e-4
-  assert np.abs(w).max() > 1e-2  # Not trivially zero.
+  assert np.abs(params['w']).max() > 1e-2  # Not trivially zero.
+
+
+def test_fit_path_reaches_each_optimum_in_turn():
+  x, y = _gaussian_classes(500, 8, separation=0.5, seed=5)
+  grid = (1e-1, 1e-2, 1e-3)
+  path = evaluate.fit_path(jnp.asarray(x), jnp.asarray(y),
+                           jnp.asarray(grid, jnp.float32), num_classes=10,
+                           num_steps=100)
+  norms = []
+  for i, l2 in enumerate(grid):
+    params = jax.tree.map(lambda p: p[i], path)  # pylint: disable=cell-var-from-loop
+    grad_w, grad_b = _gradient(params, x, y, l2)
+    assert np.abs(grad_w).max() < 1e-4 and np.abs(grad_b).max() < 1e-4, l2
+    norms.append(np.linalg.norm(params['w']))
+  assert norms[0] < norms[1] < norms[2]  # Weaker L2, larger weights.
 
 
 def test_held_out_selection_prefers_strong_l2_when_overfitting():
@@ -56,7 +75,8 @@ def test_held_out_selection_prefers_strong_l2_when_overfitting():
   result = evaluate.linear_probe(x, y, test_x, test_y, l2_grid=grid,
                                  holdout_fraction=0.3, num_steps=100)
   assert result['best_l2'] == 1e-1, result
-  assert result['holdout_accuracies'][1] > result['holdout_accuracies'][0]
+  accuracy = dict(zip(result['l2_grid'], result['holdout_accuracies']))
+  assert accuracy[1e-1] > accuracy[1e-6]
 
 
 def test_extract_features_pads_the_last_batch_and_drops_the_padding():
