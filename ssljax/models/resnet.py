@@ -4,12 +4,15 @@ The CIFAR stem is a 3x3 convolution with stride 1 and no max-pool, so a 32x32
 image keeps enough spatial resolution for the four stages. `width` multiplies
 every channel count, which gives the small encoders our CPU presets train.
 `dtype` is the compute dtype (bfloat16 on TPU/GPU); parameters stay float32.
+On CPU, the kernel gradients of most layers come from `models.conv`.
 """
 import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+
+from ssljax.models.conv import conv_general_dilated
 
 
 class BasicBlock(nn.Module):
@@ -58,7 +61,8 @@ class ResNet(nn.Module):
     # reference SSL implementations use.
     conv = functools.partial(
         nn.Conv, use_bias=False, dtype=self.dtype, padding='SAME',
-        kernel_init=nn.initializers.variance_scaling(2.0, 'fan_out', 'normal'))
+        kernel_init=nn.initializers.variance_scaling(2.0, 'fan_out', 'normal'),
+        conv_general_dilated=conv_general_dilated)
     norm = functools.partial(nn.BatchNorm, use_running_average=not train,
                              momentum=0.9, epsilon=1e-5, dtype=self.dtype)
     base = max(1, round(64 * self.width))
