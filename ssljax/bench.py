@@ -47,15 +47,17 @@ flags.mark_flags_as_required(['config'])
 
 def time_calls(fn, args, steps, repeats):
   """Median, min and max seconds per call. `fn` returns its next arguments,
-  so that calls chain (and a donated train state is never reused)."""
-  args = jax.block_until_ready(fn(*args))  # Compile and warm up.
+  so that calls chain (and a donated train state is never reused). One
+  untimed repetition compiles and warms up: with a single warm-up call, the
+  first timed repetition still ran up to 4x slower than the rest."""
   per_call = []
-  for _ in range(repeats):
+  for _ in range(repeats + 1):
     start = time.perf_counter()
     for _ in range(steps):
       args = fn(*args)
     jax.block_until_ready(args)
     per_call.append((time.perf_counter() - start) / steps)
+  per_call = per_call[1:]
   return float(np.median(per_call)), float(min(per_call)), float(max(per_call))
 
 
