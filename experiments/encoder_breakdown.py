@@ -91,6 +91,7 @@ def main(argv):
                     repeats=FLAGS.repeats)
   totals = collections.Counter()
   rows = collections.Counter()
+  counts = collections.Counter()
   for i, (kind, module, shape) in enumerate(record_layers(encoder, variables,
                                                           x)):
     ms = layer_fwd_bwd(module, shape, first=i == 0, repeats=FLAGS.repeats)
@@ -99,9 +100,10 @@ def main(argv):
               + (f' k{module.kernel_size[0]} s{module.strides or 1}'
                  f' ->{module.features}' if kind == 'Conv' else ''))
     rows[detail] += ms
+    counts[detail] += 1
   print(f'inputs {x.shape}; forward+backward, ms (median of {FLAGS.repeats})')
   for detail, ms in rows.items():
-    print(f'  {detail:<40}{ms:8.1f}')
+    print(f'  {detail:<40} x{counts[detail]}{ms:8.1f}')
   parts = sum(totals.values())
   print(f"convolutions {totals['Conv']:.1f} ms ({totals['Conv'] / whole:.0%})"
         f", batch norms {totals['BatchNorm']:.1f} ms "
