@@ -2,8 +2,8 @@
 train step's time goes, measured on this machine.
 
 After compilation and warm-up, each variant is timed over `--steps` calls,
-blocking on the device result, `--repeats` times; the table shows the median
-and the spread (min-max) of ms per call:
+blocking on the device result, `--repeats` times, the variants taking turns;
+the table shows the median and the spread (min-max) of ms per call:
   train_step      the full jitted step (augment, encode, project, loss, update)
   augment         the method's inputs of the batch only (the two augmented
                   views; a pretext task's rotations, patches or tiles)
@@ -45,20 +45,25 @@ flags.DEFINE_string('json_out', None, 'Also write the results here.')
 flags.mark_flags_as_required(['config'])
 
 
-def time_calls(fn, args, steps, repeats):
-  """Median, min and max seconds per call. `fn` returns its next arguments,
-  so that calls chain (and a donated train state is never reused). One
-  untimed repetition compiles and warms up: with a single warm-up call, the
-  first timed repetition still ran up to 4x slower than the rest."""
-  per_call = []
+def time_interleaved(variants: dict, steps: int, repeats: int) -> dict:
+  """{name: (median, min, max) seconds per call} of `variants`, {name: (fn,
+  args)}. `fn` returns its next arguments, so that calls chain (and a donated
+  train state is never reused). The variants take turns, one repetition of
+  `steps` calls each, so that a drift of the host's speed (10-30% within an
+  hour on our CPU) falls on all of them alike and their ratios hold. One
+  untimed round compiles and warms up: after a single warm-up call, the first
+  timed repetition still ran up to 4x slower than the rest."""
+  args = {name: a for name, (_, a) in variants.items()}
+  per_call = {name: [] for name in variants}
   for _ in range(repeats + 1):
-    start = time.perf_counter()
-    for _ in range(steps):
-      args = fn(*args)
-    jax.block_until_ready(args)
-    per_call.append((time.perf_counter() - start) / steps)
-  per_call = per_call[1:]
-  return float(np.median(per_call)), float(min(per_call)), float(max(per_call))
+    for name, (fn, _) in variants.items():
+      start = time.perf_counter()
+      for _ in range(steps):
+        args[name] = fn(*args[name])
+      jax.block_until_ready(args[name])
+      per_call[name].append((time.perf_counter() - start) / steps)
+  return {name: (float(np.median(t[1:])), float(min(t[1:])), float(max(t[1:])))
+          for name, t in per_call.items()}
 
 
 def flops_of(jitted, *args) -> float:
@@ -71,7 +76,8 @@ def matmul_ceiling(dtype, size=2048, repeats=5) -> float:
   """FLOP/s of a square matrix product, the roofline we compare against."""
   a = jnp.ones((size, size), dtype)
   product = jax.jit(lambda x: (x @ a).astype(dtype) * 1e-3)
-  median, _, _ = time_calls(lambda x: (product(x),), (a,), 10, repeats)
+  median, _, _ = time_interleaved(
+      {'matmul': (lambda x: (product(x),), (a,))}, 10, repeats)['matmul']
   return 2 * size ** 3 / median
 
 
@@ -90,7 +96,7 @@ def run(config, steps: int = 5, repeats: int = 5,
                          replicated)
   results = {'config': config.method.name, 'batch_size': batch,
              'devices': [str(d) for d in jax.devices()]}
-  reps = dict(steps=steps, repeats=repeats)
+  variants = {}  # Timed together at the end, taking turns.
 
   # Full step, with its compile time.
   step = train.jit_train_step(config, model, tx, schedule, method,
@@ -104,8 +110,8 @@ def run(config, steps: int = 5, repeats: int = 5,
   key = jax.random.PRNGKey(0)
   views = jax.jit(lambda k, x: (jax.random.fold_in(k, 1), method.views(
       k, x, state.method_state, config)))
-  results['augment'] = time_calls(
-      lambda k, x: (views(k, x)[0], x), (key, images[:batch]), **reps)
+  variants['augment'] = (lambda k, x: (views(k, x)[0], x),
+                         (key, images[:batch]))
 
   # Encoder forward + backward alone, on inputs shaped as the method's.
   x_shape, labels = jax.eval_shape(views, key, images[:batch])[1]
@@ -122,8 +128,7 @@ def run(config, steps: int = 5, repeats: int = 5,
   encoder_grad = jax.jit(jax.grad(encoder_loss))
   encoder_step = jax.jit(lambda p, x: (jax.tree.map(
       lambda a, g: a - 1e-9 * g, p, jax.grad(encoder_loss)(p, x)), x))
-  results['encoder_fwd_bwd'] = time_calls(encoder_step, (state.params, x),
-                                          **reps)
+  variants['encoder_fwd_bwd'] = (encoder_step, (state.params, x))
   forward = jax.jit(lambda p, x: model.apply({**variables, 'params': p}, x,
                                              method=models.SSLModel.features))
   results['encoder_flops_per_image'] = flops_of(forward, state.params, x) / (
@@ -152,8 +157,8 @@ def run(config, steps: int = 5, repeats: int = 5,
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, h
 
-  results['heads_loss_update'] = time_calls(
-      heads_update, (state.params, state.opt_state, h), **reps)
+  variants['heads_loss_update'] = (heads_update,
+                                   (state.params, state.opt_state, h))
 
   # The roofline, feature extraction and the probe.
   dtype = models.compute_dtype(config.model.dtype)
@@ -167,16 +172,17 @@ def run(config, steps: int = 5, repeats: int = 5,
   features = evaluate.extract_features(functools.partial(encode, variables),
                                        many, config.probe.batch_size)
   results['feature_extraction_seconds'] = time.perf_counter() - start
-  labels = np.random.default_rng(2).integers(0, 10, len(features))
+  classes = np.random.default_rng(2).integers(0, 10, len(features))
   probe = evaluate.linear_probe(
-      features, labels, features[:10000], labels[:10000],
+      features, classes, features[:10000], classes[:10000],
       l2_grid=tuple(config.probe.l2_grid), num_steps=config.probe.num_steps)
   results['probe_seconds'] = probe['seconds']
   results['feature_dim'] = int(features.shape[1])
 
-  # Last: the step donates the state that the variants above read.
-  results['train_step'] = time_calls(
-      lambda s, i, p: (step(s, i, p)[0], i, p), (state, images, perm), **reps)
+  # The step donates its state: it gets a copy of the one the others read.
+  variants['train_step'] = (lambda s, i, p: (step(s, i, p)[0], i, p),
+                            (jax.tree.map(jnp.copy, state), images, perm))
+  results.update(time_interleaved(variants, steps, repeats))
   results['peak_host_memory_gb'] = resource.getrusage(
       resource.RUSAGE_SELF).ru_maxrss / 2**20
   stats = jax.devices()[0].memory_stats() or {}

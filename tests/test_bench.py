@@ -1,5 +1,7 @@
 """The benchmark command measures every variant it reports (no timing
 assertions: speed is read from `python -m ssljax.bench`, not from tests)."""
+import time
+
 from ssljax import bench
 
 
@@ -23,3 +25,22 @@ def test_bench_times_a_pretext_task_on_its_own_inputs(tiny_config_of):
   assert results['encoder_inputs'] == [9 * config.train.batch_size, 16, 16, 3]
   assert results['heads_loss_update'][0] > 0
   assert '144 inputs of 16x16 per step' in bench.report(results)
+
+
+def test_variants_take_turns_chain_and_drop_the_warm_up_round():
+  calls = []
+
+  def variant(name, warm_up_seconds):
+    def fn(n):
+      calls.append(name)
+      if n == 0:
+        time.sleep(warm_up_seconds)  # Only the very first call is slow.
+      return (n + 1,)
+    return fn
+
+  results = bench.time_interleaved(
+      {'a': (variant('a', 0.3), (0,)), 'b': (variant('b', 0.0), (0,))},
+      steps=2, repeats=3)
+  assert calls == ['a', 'a', 'b', 'b'] * 4  # Turns; warm-up round + 3.
+  assert results['a'][2] < 0.1  # The slow first call was not timed.
+  assert set(results) == {'a', 'b'}
