@@ -31,15 +31,13 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          feature_group_count=1, precision=None):
   """`lax.conv_general_dilated`, with the tap-wise kernel gradient where it
   is faster (see the module docstring)."""
-  plain = functools.partial(
-      lax.conv_general_dilated, window_strides=window_strides,
-      padding=padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
-      dimension_numbers=dimension_numbers,
-      feature_group_count=feature_group_count, precision=precision)
   if not _taps_are_faster(lhs, rhs, window_strides, lhs_dilation,
                           rhs_dilation, dimension_numbers,
                           feature_group_count):
-    return plain(lhs, rhs)
+    return lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count, precision=precision)
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2],
                                   window_strides, padding)
