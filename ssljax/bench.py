@@ -159,6 +159,8 @@ def run(config, steps: int = 5, repeats: int = 5,
 
   variants['heads_loss_update'] = (heads_update,
                                    (state.params, state.opt_state, h))
+  results['heads_loss_update_flops'] = flops_of(
+      heads_update, state.params, state.opt_state, h)
 
   # The roofline, feature extraction and the probe.
   dtype = models.compute_dtype(config.model.dtype)
@@ -215,15 +217,18 @@ def report(r: dict) -> str:
     lines.append(f'{name:<20}{median:>10.1f}{f"{low:.1f}-{high:.1f}":>16}'
                  f'{ratio:>11.2f}')
   inputs = r['encoder_inputs'][0]
-  achieved = (r['encoder_fwd_bwd_flops_per_image'] * inputs
-              / r['encoder_fwd_bwd'][0])
+  encoder_flops = r['encoder_fwd_bwd_flops_per_image'] * inputs
+  achieved = encoder_flops / r['encoder_fwd_bwd'][0]
   size = 'x'.join(map(str, r['encoder_inputs'][1:3]))
   lines += [
       f'images/s {images:.0f}, encoder inputs/s '
       f"{inputs / r['train_step'][0]:.0f} ({step_ms:.1f} ms per step; "
       f'{inputs} inputs of {size} per step)',
       f"encoder FLOPs/input: forward {r['encoder_flops_per_image'] / 1e6:.1f} M,"
-      f" forward+backward {r['encoder_fwd_bwd_flops_per_image'] / 1e6:.1f} M",
+      f" forward+backward {r['encoder_fwd_bwd_flops_per_image'] / 1e6:.1f} M;"
+      f" heads + loss + update {r['heads_loss_update_flops'] / 1e9:.2f} G per "
+      f"step = {r['heads_loss_update_flops'] / encoder_flops:.0%} of the "
+      "encoder's forward+backward",
       f'encoder forward+backward: {achieved / 1e9:.1f} GFLOP/s = '
       f"{achieved / r['matmul_flops_per_second']:.0%} of the matmul ceiling "
       f"({r['matmul_flops_per_second'] / 1e9:.0f} GFLOP/s)",

@@ -14,6 +14,7 @@ def test_bench_reports_every_stage(tiny_config, use_method):
   assert results['encoder_fwd_bwd_flops_per_image'] > (
       2 * results['encoder_flops_per_image']) > 0
   assert results['matmul_flops_per_second'] > 1e8
+  assert results['heads_loss_update_flops'] > 0
   assert results['feature_dim'] == 32 and results['compile_seconds'] > 0
   table = bench.report(results)
   assert 'x encoder' in table and 'of the matmul ceiling' in table
