@@ -10,12 +10,12 @@ first stage, and checks they agree.
 
   python experiments/conv_im2col_vs_xla.py
 """
-import time
-
 import jax
 from jax import lax
 import jax.numpy as jnp
 import numpy as np
+
+from timing import median_ms
 
 SHAPES = [(128, 24, 16), (128, 12, 32), (128, 6, 64), (128, 3, 128),
           (256, 32, 64)]  # (images, height = width, channels in = out)
@@ -36,16 +36,6 @@ def conv_im2col(x, w):
   return out.reshape(n, h, width, cout)
 
 
-def median_seconds(fn, *args, repeats=7):
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
-
-
 def main():
   print('| shape (N x H x W x C) | XLA fwd GFLOP/s | im2col fwd | XLA fwd+bwd '
         '| im2col fwd+bwd | fwd+bwd time im2col / XLA |')
@@ -59,8 +49,8 @@ def main():
     for name, conv in (('xla', conv_xla), ('im2col', conv_im2col)):
       grad = jax.grad(lambda x, w, conv=conv: jnp.sum(conv(x, w) ** 2),
                       argnums=(0, 1))
-      row[name] = (median_seconds(jax.jit(conv), x, w),
-                   median_seconds(jax.jit(grad), x, w))
+      row[name] = (median_ms(jax.jit(conv), x, w) / 1e3,
+                   median_ms(jax.jit(grad), x, w) / 1e3)
     gf = lambda t, k=1: k * flops / t / 1e9
     print(f"| {n}x{size}x{size}x{c} | {gf(row['xla'][0]):.0f} | "
           f"{gf(row['im2col'][0]):.0f} | {gf(row['xla'][1], 3):.0f} | "

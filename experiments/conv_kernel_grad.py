@@ -19,6 +19,7 @@ import numpy as np
 
 from ssljax.models import conv
 from ssljax.models import resnet
+from timing import median_ms
 
 NHWC = ('NHWC', 'HWIO', 'NHWC')
 
@@ -31,16 +32,6 @@ def resnet18_convs(width, size):
     c, h = base * 2**stage, size // 2**(stage - 1)
     layers += [(h, c // 2, c, 3, 2), (h, c // 2, c, 1, 2), (h // 2, c, c, 3, 1)]
   return layers
-
-
-def median_ms(fn, *args, repeats=7):
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return 1e3 * float(np.median(times))
 
 
 def encoder_ab(width, size, repeats):

@@ -13,7 +13,6 @@ The number of inputs is the method's: two views of the batch.
 """
 import collections
 import functools
-import time
 
 from absl import app
 from absl import flags
@@ -21,23 +20,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from ml_collections import config_flags
-import numpy as np
 
 from ssljax import models
+from timing import median_ms
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (and preset).')
 flags.DEFINE_integer('repeats', 7, 'Timed calls; the median is shown.')
-
-
-def median_ms(fn, *args, repeats):
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return 1e3 * float(np.median(times))
 
 
 def record_layers(encoder, variables, x):
