@@ -54,6 +54,11 @@ def sklearn_probe(train_x, train_y, test_x, test_y, l2_grid, seed=0):
           'holdout_accuracies': holdout, 'seconds': time.time() - start}
 
 
+def _by_l2(l2_values, values):
+  return ', '.join(f'{v:.4f} ({l2:g})' for l2, v in sorted(zip(l2_values,
+                                                                values)))
+
+
 _CACHED = ('train_x', 'train_y', 'test_x', 'test_y')
 
 
@@ -91,10 +96,12 @@ def main(argv):
   ours = evaluate.linear_probe(*args, l2_grid=grid,
                                num_steps=config.probe.num_steps)
   print(f"ssljax probe: test accuracy {ours['test_accuracy']:.4f}, best l2 "
-        f"{ours['best_l2']:g}, {ours['seconds']:.1f} s", flush=True)
+        f"{ours['best_l2']:g}, {ours['seconds']:.1f} s; held-out accuracy "
+        + _by_l2(ours['l2_grid'], ours['holdout_accuracies']), flush=True)
   theirs = sklearn_probe(*args, grid)
   print(f"scikit-learn: test accuracy {theirs['test_accuracy']:.4f}, best l2 "
-        f"{theirs['best_l2']:g}, {theirs['seconds']:.1f} s", flush=True)
+        f"{theirs['best_l2']:g}, {theirs['seconds']:.1f} s; held-out accuracy "
+        + _by_l2(grid, theirs['holdout_accuracies']), flush=True)
   if FLAGS.json_out:
     with open(FLAGS.json_out, 'w') as f:
       json.dump({'ssljax': ours, 'sklearn': theirs,

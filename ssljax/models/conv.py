@@ -2,17 +2,17 @@
 is computed as one matrix product per kernel tap where that is faster.
 
 XLA:CPU computes a convolution's kernel gradient as another convolution, over
-the batch, and that ran 1.2-6x slower than the forward on most of ResNet-18's
+the batch, and that took 2-6x the forward's time on most of ResNet-18's
 layers (`python experiments/conv_kernel_grad.py`). The same gradient is the
 sum over taps (i, j) of shifted_input(i, j)^T @ output_gradient: matmuls that
 contract over all the batch's pixels. Measured per layer on 256 inputs, the
-taps took 0.08-0.25x XLA's time on every 1x1 convolution (one matmul, no
-shifted copies), 0.4-0.86x on the strided 3x3 ones, and 0.34-0.65x on the
+taps took 0.07-0.28x XLA's time on every 1x1 convolution (one matmul, no
+shifted copies), 0.53-0.96x on the strided 3x3 ones, and 0.48-0.85x on the
 3x3 stride-1 ones with 64+ channels at 16x16+ pixels; on narrower or smaller
-3x3 stride-1 layers the nine shifted copies of the input cost more than XLA's
-own (5.4x at 24x24 with 16 channels, 1.2x at 8x8 with 256). So on CPU the
-taps serve the layers of the first three kinds, and XLA's gradient all
-others; on GPU and TPU this is `lax.conv_general_dilated` unchanged. The
+3x3 stride-1 layers the nine shifted copies of the input cost as much as
+XLA's own or more (3.5x at 24x24 with 16 channels, 1.1x at 8x8 with 256). So
+on CPU the taps serve the layers of the first three kinds, and XLA's gradient
+all others; on GPU and TPU this is `lax.conv_general_dilated` unchanged. The
 forward and the input gradient are XLA's in every case.
 """
 import functools
