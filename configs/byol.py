@@ -22,8 +22,9 @@ def get_config(preset: str = 'full'):
   if preset == 'full':
     config.augment.crop_scale = (0.08, 1.0)
   if preset == 'cpu':
-    # The target network adds a forward pass of both views (~+30% per step);
-    # batch 64 is ~20% faster per image on a 2-core CPU, which keeps the four
-    # epochs within the 30-minute budget.
+    # The target network adds a forward pass of both views to every step;
+    # batch 64 is faster per image on a 2-core CPU
+    # (experiments/results/cpu_presets.md), which keeps the four epochs
+    # within the 30-minute budget.
     config.train.batch_size = 64
   return config

@@ -10,9 +10,8 @@ then a ReLU makes the counts non-negative.
 The learning rate is a tenth of the other pretext tasks' (0.02 per 256
 images): at 0.2 the first steps, where the feature-match term (sum of four
 tiles against one image) is large, push every count below zero, after which
-the loss sits at the margin with zero gradient (smoke preset on CIFAR-10:
-loss 10.0000 and gradient norm 0 from step 20; at 0.02 the counts stay
-alive). The CPU preset sees each training image 3 times.
+the loss sits at the margin with zero gradient (README, Results: the pretext
+tasks). The CPU preset sees each training image 3 times.
 """
 from ssljax import defaults
 from ssljax.methods import counting
@@ -28,6 +27,7 @@ def get_config(preset: str = 'full'):
   if preset == 'full':
     config.method.input_size = 32
   if preset == 'cpu':
-    # Five 16x16 inputs per image cost ~1.1 two-view 24x24 steps.
+    # Five 16x16 inputs per image cost about as much as a two-view 24x24
+    # step (`python -m ssljax.bench --config=configs/counting.py:cpu`).
     config.train.num_epochs = 3.0
   return config

@@ -22,6 +22,7 @@ def get_config(preset: str = 'full'):
   if preset == 'full':
     config.method.input_size = 32
   if preset == 'cpu':
-    # Nine 16x16 inputs per image cost twice a two-view 24x24 step.
+    # Nine 16x16 inputs per image cost more than a two-view 24x24 step
+    # (`python -m ssljax.bench --config=configs/jigsaw.py:cpu`).
     config.train.num_epochs = 2.0
   return config

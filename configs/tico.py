@@ -15,8 +15,7 @@ def get_config(preset: str = 'full'):
   if preset == 'cpu':
     # Chosen by the proxy sweep (experiments/results/cpu_presets.md): at this
     # short schedule a faster-moving C and more, smaller steps lift the probe
-    # from 0.381 (batch 128, beta 0.9) to 0.565; batch 64 is also ~20%
-    # faster per image on a 2-core CPU.
+    # most; batch 64 is also faster per image on a 2-core CPU.
     config.train.batch_size = 64
     config.method.beta = 0.5
   return config

@@ -27,7 +27,7 @@ for name in names:
   with open(f'{out}/{name}/results.json') as f:
     r = json.load(f)
   std = r.get('last_logged_train_metrics', {}).get('normalized_embedding_std')
-  print(f"| {name} | {r['test_accuracy']:.4f} | {r['epochs']:.2f} | "
+  print(f"| {name} | {r['evals']['linear_probe']['test_accuracy']:.4f} | {r['epochs']:.2f} | "
         f"{r['train_seconds_this_run'] / 60:.1f} | "
         f"{r['total_seconds_this_run'] / 60:.1f} | "
         f"{'-' if std is None else f'{std:.4f}'} |")

@@ -85,7 +85,7 @@ def main():
       reference, ours = xla(x, w, grad), taps(x, w, grad)
       error = float(np.max(np.abs(ours - reference)) / np.max(np.abs(reference)))
       assert error < 1e-4, (h, cin, cout, k, s, error)
-      used = conv._taps_are_faster(  # pylint: disable=protected-access
+      used = conv.taps_are_faster(
           x, w, (s, s), None, None, lax.conv_dimension_numbers(
               x.shape, w.shape, NHWC), 1)
       fwd_ms, input_ms, xla_ms, taps_ms = (median_ms(forward, x, w),

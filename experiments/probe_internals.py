@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssljax import evaluate
+from ssljax import defaults
+from ssljax.evaluators import linear_probe
 from timing import median_ms
 
 FLAGS = flags.FLAGS
@@ -28,7 +29,7 @@ def main(argv):
   features, labels = cached['train_x'], cached['train_y']
   order = np.random.default_rng(0).permutation(len(features))
   held, kept = order[:len(order) // 10], order[len(order) // 10:]
-  x, held_x = (jnp.asarray(a) for a in evaluate._standardize(  # pylint: disable=protected-access
+  x, held_x = (jnp.asarray(a) for a in linear_probe.standardize_features(
       features[kept], features[held]))
   y, held_y = jnp.asarray(labels[kept]), labels[held]
   n, d = x.shape
@@ -38,18 +39,19 @@ def main(argv):
 
   params = {'w': jnp.zeros((d, 10)), 'b': jnp.zeros(10)}
   l2 = jnp.float32(1e-6)
-  autodiff = jax.jit(jax.value_and_grad(lambda p: evaluate._cross_entropy(  # pylint: disable=protected-access
-      x @ p['w'] + p['b'], y) + l2 * jnp.sum(p['w'] ** 2)))
+  autodiff = jax.jit(jax.value_and_grad(lambda p: linear_probe.cross_entropy(
+      linear_probe.predict(p, x), y) + l2 * jnp.sum(p['w'] ** 2)))
   stored = jax.jit(jax.value_and_grad(functools.partial(
-      evaluate.objective, x=x, x_t=x.T, labels=y, l2=l2)))
+      linear_probe.objective, x=x, x_t=x.T, labels=y, l2=l2)))
   print(f'objective + gradient: {median_ms(autodiff, params):.1f} ms by '
         f'autodiff, {median_ms(stored, params):.1f} ms with the stored '
         'transpose')
 
-  grid = jnp.asarray(sorted(evaluate.DEFAULT_L2_GRID), jnp.float32)
+  l2_grid = defaults.get_config().evals.linear_probe.l2_grid
+  grid = jnp.asarray(sorted(l2_grid), jnp.float32)
   ones = jnp.ones(d)
-  plain = jax.jit(evaluate._lbfgs, static_argnums=6)  # pylint: disable=protected-access
-  vmapped = jax.jit(jax.vmap(evaluate._lbfgs, (None,) * 4 + (0, None, None)),  # pylint: disable=protected-access
+  plain = jax.jit(linear_probe.lbfgs, static_argnums=6)
+  vmapped = jax.jit(jax.vmap(linear_probe.lbfgs, (None,) * 4 + (0, None, None)),
                     static_argnums=6)
   steps = 10
   one = median_ms(plain, params, x, x.T, y, l2, ones, steps, repeats=3)
@@ -58,23 +60,24 @@ def main(argv):
         f'{len(grid)} L2 values {grid_ms / steps:.0f} ({grid_ms / one:.1f}x '
         'one fit, for 8 fits)')
 
-  value = lambda p: float(evaluate.objective(p, x, x.T, y, l2))
+  value = lambda p: float(linear_probe.objective(p, x, x.T, y, l2))
   for steps in (25, 50, 400):
-    preconditioned = evaluate.fit(x, y, l2, num_classes=10, num_steps=steps)
+    preconditioned = linear_probe.fit(x, y, l2, num_classes=10, num_steps=steps)
     print(f'l2 = 1e-6, {steps} steps: objective plain '
           f'{value(plain(params, x, x.T, y, l2, ones, steps)):.6f}, '
           f'preconditioned {value(preconditioned):.6f}')
 
-  ordered = sorted(evaluate.DEFAULT_L2_GRID, reverse=True)
-  path = evaluate.fit_path(x, y, jnp.asarray(ordered, jnp.float32),
+  ordered = sorted(l2_grid, reverse=True)
+  path = linear_probe.fit_path(x, y, jnp.asarray(ordered, jnp.float32),
                            num_classes=10, num_steps=50)
   print('| l2 | held-out accuracy | held-out cross-entropy |')
   print('|---|---|---|')
   for i, l2_value in enumerate(ordered):
     p = jax.tree.map(lambda a: a[i], path)  # pylint: disable=cell-var-from-loop
+    logits = linear_probe.predict(p, held_x)
     print(f'| {l2_value:g} | '
-          f'{float(evaluate._accuracy(p, held_x, held_y)):.4f} | '  # pylint: disable=protected-access
-          f'{float(evaluate._held_out_cross_entropy(p, held_x, held_y)):.4f} |')  # pylint: disable=protected-access
+          f'{float(linear_probe.accuracy(logits, held_y)):.4f} | '
+          f'{float(linear_probe.cross_entropy(logits, held_y)):.4f} |')
 
 
 if __name__ == '__main__':

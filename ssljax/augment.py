@@ -116,8 +116,8 @@ def _per_view(cfg, num_views: int, view: int) -> dict:
 
 def views(key: jax.Array, images: jax.Array, cfg: ml_collections.ConfigDict,
           num_views: int = 2) -> tuple[jax.Array, ...]:
-  """uint8 [N, H, W, 3] -> `num_views` float32 [N, S, S, 3] views in [0, 1]."""
-  images = images.astype(jnp.float32) / 255.0
+  """float32 [N, H, W, 3] in [0, 1] -> `num_views` float32 [N, S, S, 3]
+  views in [0, 1]."""
   out = []
   for view, view_key in enumerate(jax.random.split(key, num_views)):
     augment = functools.partial(_view, cfg=cfg,

@@ -8,9 +8,11 @@ the table shows the median and the spread (min-max) of ms per call:
   augment         the method's inputs of the batch only (the two augmented
                   views; a pretext task's rotations, patches or tiles)
   encoder_fwd_bwd the encoder's forward and backward on those inputs only
-  heads_loss_update  projector/predictor, loss and optimizer on fixed features
-and, once, the matrix-multiply ceiling (square float32 products, or the
-compute dtype on GPU/TPU), feature extraction of 50,000 images and the linear
+  heads_loss_update  projector/predictor, loss and optimizer on fixed encoder
+                  features (and fixed target-network outputs)
+each a part of the run's own pipeline (`ssljax.pipeline`), and, once, the
+matrix-multiply ceiling (square float32 products, or the compute dtype on
+GPU/TPU), feature extraction of 50,000 images and the linear
 probe on a 50,000 x D feature set. Data are random uint8 images of the
 dataset's shape: the timings do not depend on the content. Output: a table on
 stdout, and JSON with --json_out.
@@ -23,18 +25,16 @@ import time
 from absl import app
 from absl import flags
 import jax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 import optax
 
 from ssljax import data
-from ssljax import evaluate
-from ssljax import methods
+from ssljax import evaluators
 from ssljax import models
-from ssljax import optim
-from ssljax import train
+from ssljax import pipeline
+from ssljax.evaluators import linear_probe
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (and preset).')
@@ -49,10 +49,11 @@ def time_interleaved(variants: dict, steps: int, repeats: int) -> dict:
   """{name: (median, min, max) seconds per call} of `variants`, {name: (fn,
   args)}. `fn` returns its next arguments, so that calls chain (and a donated
   train state is never reused). The variants take turns, one repetition of
-  `steps` calls each, so that a drift of the host's speed (10-30% within an
-  hour on our CPU) falls on all of them alike and their ratios hold. One
-  untimed round compiles and warms up: after a single warm-up call, the first
-  timed repetition still ran up to 4x slower than the rest."""
+  `steps` calls each, so that a drift of the host's speed (which can be
+  large within an hour, experiments/results/performance.md) falls on all of
+  them alike and their ratios hold. One untimed round compiles and warms up:
+  after a single warm-up call, the first timed repetition can still run
+  several times slower than the rest."""
   args = {name: a for name, (_, a) in variants.items()}
   per_call = {name: [] for name in variants}
   for _ in range(repeats + 1):
@@ -83,78 +84,59 @@ def matmul_ceiling(dtype, size=2048, repeats=5) -> float:
 
 def run(config, steps: int = 5, repeats: int = 5,
         probe_examples: int = 50000) -> dict:
-  mesh = Mesh(np.array(jax.devices()), ('data',))
-  replicated = NamedSharding(mesh, P())
   batch = config.train.batch_size
-  method, model = methods.get(config.method.name), models.create_model(config)
-  steps_per_epoch = 8
-  tx, schedule = optim.create_optimizer(config, steps_per_epoch)
-  images = jax.device_put(np.random.default_rng(0).integers(
-      0, 256, (steps_per_epoch * batch, 32, 32, 3), np.uint8), replicated)
-  perm = jax.device_put(jnp.arange(steps_per_epoch * batch), replicated)
-  state = jax.device_put(train.create_train_state(config, model, tx, method),
-                         replicated)
+  host_images = np.random.default_rng(0).integers(
+      0, 256, (8 * batch, 32, 32, 3), np.uint8)  # An epoch of 8 steps.
+  pipe = pipeline.build(config, pipeline.data_mesh(),
+                        data.describe(host_images))
+  images = jax.device_put(host_images, pipe.replicated)
+  perm = jax.device_put(jnp.arange(len(host_images)), pipe.replicated)
+  state = pipe.initial_state()
   results = {'config': config.method.name, 'batch_size': batch,
              'devices': [str(d) for d in jax.devices()]}
   variants = {}  # Timed together at the end, taking turns.
 
   # Full step, with its compile time.
-  step = train.jit_train_step(config, model, tx, schedule, method,
-                              steps_per_epoch, mesh)
   start = time.perf_counter()
-  step.lower(state, images, perm).compile()
+  pipe.jitted_train_step.lower(state, images, perm).compile()
   results['compile_seconds'] = time.perf_counter() - start
 
-  # The method's input transformation alone (two augmented views, rotations,
-  # patches...).
-  key = jax.random.PRNGKey(0)
-  views = jax.jit(lambda k, x: (jax.random.fold_in(k, 1), method.views(
-      k, x, state.method_state, config)))
-  variants['augment'] = (lambda k, x: (views(k, x)[0], x),
-                         (key, images[:batch]))
+  # The method's inputs of the batch alone (two augmented views, rotations,
+  # patches...); each call the next step's.
+  inputs = jax.jit(lambda s, i, p: (s.replace(step=s.step + 1),
+                                    pipe.inputs(s, i, p)))
+  variants['augment'] = (lambda s, i, p: (inputs(s, i, p)[0], i, p),
+                         (state, images, perm))
+  x, extras = jax.jit(pipe.inputs)(state, images, perm)
+  results['encoder_inputs'] = list(x.shape)
 
-  # Encoder forward + backward alone, on inputs shaped as the method's.
-  x_shape, labels = jax.eval_shape(views, key, images[:batch])[1]
-  results['encoder_inputs'] = list(x_shape.shape)
-  x = data.standardize(jax.random.uniform(key, x_shape.shape))
-  labels = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), labels)
-  variables = {'params': state.params, 'batch_stats': state.batch_stats}
-
+  # The encoder's forward + backward alone.
   def encoder_loss(params, x):
-    h, _ = model.apply({**variables, 'params': params}, x, train=True,
-                       mutable=['batch_stats'], method=_encode)
+    h, _ = pipe.encoder_forward(params, state.batch_stats, x)
     return jnp.sum(h ** 2)
 
-  encoder_grad = jax.jit(jax.grad(encoder_loss))
   encoder_step = jax.jit(lambda p, x: (jax.tree.map(
       lambda a, g: a - 1e-9 * g, p, jax.grad(encoder_loss)(p, x)), x))
   variants['encoder_fwd_bwd'] = (encoder_step, (state.params, x))
-  forward = jax.jit(lambda p, x: model.apply({**variables, 'params': p}, x,
-                                             method=models.SSLModel.features))
-  results['encoder_flops_per_image'] = flops_of(forward, state.params, x) / (
-      len(x))
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  forward = jax.jit(lambda p, x: pipe.encoder_forward(p, state.batch_stats,
+                                                      x)[0])
+  results['encoder_flops_per_image'] = flops_of(
+      jax.jit(lambda p, x: pipe.model.apply(
+          {**variables, 'params': p}, x, method=models.SSLModel.features)),
+      state.params, x) / len(x)
   results['encoder_fwd_bwd_flops_per_image'] = flops_of(
-      encoder_grad, state.params, x) / len(x)
+      jax.jit(jax.grad(encoder_loss)), state.params, x) / len(x)
 
-  # Heads, loss and optimizer on fixed encoder features.
-  h = models.group_features(forward(state.params, x), method.head_groups)
-
-  def apply_heads(params, h, fn):
-    out, _ = model.apply({**variables, 'params': params}, h, train=True,
-                         mutable=['batch_stats'], method=fn)
-    return out
-
-  def heads_loss(params, h):
-    outputs = {**method.outputs(*apply_heads(params, h, _heads)), **labels}
-    outputs.update(jax.lax.stop_gradient(method.targets(
-        state.method_state, functools.partial(apply_heads, fn=_projector), h,
-        config.method)))
-    return method.loss(outputs, state.method_state, config.method)[0]
+  # Heads, loss and optimizer on fixed encoder features (and fixed targets).
+  h = forward(state.params, x)
+  extras = {**extras, **jax.jit(pipe.targets)(state, x)}
 
   @jax.jit
   def heads_update(params, opt_state, h):
-    grads = jax.grad(heads_loss)(params, h)
-    updates, opt_state = tx.update(grads, opt_state, params)
+    grads = jax.grad(lambda p: pipe.head_loss(
+        p, state.batch_stats, state.method_state, h, extras)[0])(params)
+    updates, opt_state = pipe.optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, h
 
   variants['heads_loss_update'] = (heads_update,
@@ -165,44 +147,30 @@ def run(config, steps: int = 5, repeats: int = 5,
   # The roofline, feature extraction and the probe.
   dtype = models.compute_dtype(config.model.dtype)
   results['matmul_flops_per_second'] = matmul_ceiling(dtype)
-  encode = jax.jit(lambda v, i: model.apply(
-      v, data.standardize(i.astype(jnp.float32) / 255.0),
-      method=models.SSLModel.features))
   many = np.random.default_rng(1).integers(
       0, 256, (probe_examples, 32, 32, 3), np.uint8)
   start = time.perf_counter()
-  features = evaluate.extract_features(functools.partial(encode, variables),
-                                       many, config.probe.batch_size)
+  features = evaluators.extract_features(
+      functools.partial(pipe.jitted_features, variables), many,
+      config.eval_batch_size)
   results['feature_extraction_seconds'] = time.perf_counter() - start
   classes = np.random.default_rng(2).integers(0, 10, len(features))
-  probe = evaluate.linear_probe(
-      features, classes, features[:10000], classes[:10000],
-      l2_grid=tuple(config.probe.l2_grid), num_steps=config.probe.num_steps)
+  probe = linear_probe.make(config.evals.linear_probe, config).run(
+      evaluators.Features(features, classes, features[:10000],
+                          classes[:10000]))
   results['probe_seconds'] = probe['seconds']
   results['feature_dim'] = int(features.shape[1])
 
   # The step donates its state: it gets a copy of the one the others read.
-  variants['train_step'] = (lambda s, i, p: (step(s, i, p)[0], i, p),
-                            (jax.tree.map(jnp.copy, state), images, perm))
+  variants['train_step'] = (
+      lambda s, i, p: (pipe.jitted_train_step(s, i, p)[0], i, p),
+      (jax.tree.map(jnp.copy, state), images, perm))
   results.update(time_interleaved(variants, steps, repeats))
   results['peak_host_memory_gb'] = resource.getrusage(
       resource.RUSAGE_SELF).ru_maxrss / 2**20
   stats = jax.devices()[0].memory_stats() or {}
   results['peak_device_memory_gb'] = stats.get('peak_bytes_in_use', 0) / 2**30
   return results
-
-
-def _encode(module, x, train):  # pylint: disable=redefined-outer-name
-  return module.encoder(x, train)
-
-
-def _projector(module, h, train):  # pylint: disable=redefined-outer-name
-  return module.projector(h, train)
-
-
-def _heads(module, h, train):  # pylint: disable=redefined-outer-name
-  z = module.projector(h, train)
-  return z, None if module.predictor is None else module.predictor(z, train)
 
 
 def report(r: dict) -> str:

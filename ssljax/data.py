@@ -5,16 +5,22 @@ split once, keep it there, and let the jitted train step gather its batch from a
 per-epoch permutation: an epoch never waits on the host.
 """
 import os
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ssljax.errors import InputError
 
-# Per-channel mean and std of the CIFAR-10 train split, in [0, 1] units
-# (125.307, 122.950, 113.865) / 255 and (62.993, 62.089, 66.705) / 255.
-CIFAR10_MEAN = np.array([0.491402, 0.482159, 0.446531], np.float32)
-CIFAR10_STD = np.array([0.247032, 0.243485, 0.261588], np.float32)
+
+class SplitInfo(NamedTuple):
+  """What a run needs to know of its train split: its size (for the length
+  of an epoch) and its per-channel mean and std in [0, 1] units (to
+  standardise the network's inputs)."""
+  num_examples: int
+  mean: np.ndarray
+  std: np.ndarray
 
 
 class DatasetNotFoundError(InputError):
@@ -60,9 +66,27 @@ def load_split(name: str, split: str, data_dir: str | None = None,
           np.concatenate(labels)[order].astype(np.int32))
 
 
-def standardize(images: jax.Array) -> jax.Array:
-  """Maps [0, 1] RGB to zero-mean unit-variance channels."""
-  return (images - CIFAR10_MEAN) / CIFAR10_STD
+def describe(images: np.ndarray) -> SplitInfo:
+  """The SplitInfo of uint8 images [N, H, W, C], exact: from each channel's
+  histogram of the 256 values."""
+  counts = np.stack([np.bincount(images[..., c].ravel(), minlength=256)
+                     for c in range(images.shape[-1])])
+  values = np.arange(256) / 255.0
+  total = counts.sum(axis=1)
+  mean = counts @ values / total
+  std = np.sqrt(counts @ values ** 2 / total - mean ** 2)
+  return SplitInfo(len(images), mean.astype(np.float32), std.astype(np.float32))
+
+
+def to_unit_range(images: jax.Array) -> jax.Array:
+  """uint8 images -> float32 in [0, 1]."""
+  return images.astype(jnp.float32) / 255.0
+
+
+def standardize_channels(images: jax.Array, info: SplitInfo) -> jax.Array:
+  """Maps [0, 1] RGB to channels of zero mean and unit variance over the
+  train split."""
+  return (images - info.mean) / info.std
 
 
 def epoch_permutation(key: jax.Array, epoch: jax.Array, n: int) -> jax.Array:

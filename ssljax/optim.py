@@ -16,14 +16,14 @@ def _decay_mask(params: Any) -> Any:
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict,
-                           steps_per_epoch: int) -> optax.Schedule:
+                           steps_per_epoch: int,
+                           total_steps: int) -> optax.Schedule:
   """Linear warmup to the peak, then cosine decay to `min_lr_ratio * peak`.
 
   The peak follows the linear scaling rule: lr = base_lr * batch_size / 256.
   """
   opt = config.optimizer
   peak = opt.learning_rate * config.train.batch_size / 256
-  total_steps = total_train_steps(config, steps_per_epoch)
   warmup = min(int(opt.warmup_epochs * steps_per_epoch), total_steps)
   return optax.warmup_cosine_decay_schedule(
       init_value=0.0, peak_value=peak, warmup_steps=warmup,
@@ -50,18 +50,14 @@ def _adamw(schedule, opt):
 OPTIMIZERS = {'lars': _lars, 'sgd': _sgd, 'adamw': _adamw}
 
 
-def total_train_steps(config: ml_collections.ConfigDict,
-                      steps_per_epoch: int) -> int:
-  """`num_epochs` may be fractional (the smoke presets train a few dozen steps)."""
-  return int(config.train.num_epochs * steps_per_epoch)
-
-
-def create_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int
+def create_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int,
+                     total_steps: int
                      ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """Returns the optimizer named by `config.optimizer.name` and its schedule."""
+  """Returns the optimizer named by `config.optimizer.name` and its schedule
+  over a run of `total_steps`."""
   name = config.optimizer.name
   if name not in OPTIMIZERS:
     raise InputError(f'config.optimizer.name={name!r} is not known; '
                      f'allowed values: {sorted(OPTIMIZERS)}')
-  schedule = learning_rate_schedule(config, steps_per_epoch)
+  schedule = learning_rate_schedule(config, steps_per_epoch, total_steps)
   return OPTIMIZERS[name](schedule, config.optimizer), schedule

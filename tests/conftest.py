@@ -16,9 +16,9 @@ def _shrink(config):
   config.train.log_every_steps = 2
   config.train.checkpoint_every_steps = 2
   config.optimizer.warmup_epochs = 0.5
-  config.probe.batch_size = 16
-  config.probe.num_steps = 30
-  config.probe.l2_grid = (1e-4, 1e-2)
+  config.eval_batch_size = 16
+  config.evals.linear_probe.num_steps = 30
+  config.evals.linear_probe.l2_grid = (1e-4, 1e-2)
   return config
 
 
@@ -33,9 +33,10 @@ def tiny_config():
 
 @pytest.fixture
 def tiny_config_of():
-  """tiny_config_of(name): configs/<name>.py:smoke, shrunk (its own heads)."""
-  return lambda name: _shrink(
-      importlib.import_module(f'configs.{name}').get_config('smoke'))
+  """tiny_config_of(name, preset='smoke'): configs/<name>.py:preset, shrunk
+  (its own heads)."""
+  return lambda name, preset='smoke': _shrink(
+      importlib.import_module(f'configs.{name}').get_config(preset))
 
 
 def _use_method(config, name: str):

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 
 from ssljax import augment
+from ssljax import data
 from ssljax.errors import InputError
 
 
 def _images(n=8, size=32, seed=0):
-  return jnp.asarray(np.random.default_rng(seed).integers(
-      0, 256, (n, size, size, 3), dtype=np.uint8))
+  """Random images as the train step hands them over: float32 in [0, 1]."""
+  return data.to_unit_range(jnp.asarray(np.random.default_rng(seed).integers(
+      0, 256, (n, size, size, 3), dtype=np.uint8)))
 
 
 def _config(**overrides):
@@ -51,7 +53,7 @@ def test_each_image_gets_its_own_transform():
 def test_whole_image_crop_is_the_identity():
   images = _images(4)
   v1, _ = augment.views(jax.random.PRNGKey(0), images, _config())
-  np.testing.assert_allclose(v1, images / 255.0, atol=1e-5)
+  np.testing.assert_allclose(v1, images, atol=1e-5)
 
 
 def test_crop_resamples_the_sampled_box():
@@ -71,7 +73,7 @@ def test_crop_resamples_the_sampled_box():
 def test_flip_always_on_flips():
   images = _images(4)
   v1, _ = augment.views(jax.random.PRNGKey(0), images, _config(flip_prob=(1.0, 1.0)))
-  np.testing.assert_allclose(v1, images[:, :, ::-1] / 255.0, atol=1e-5)
+  np.testing.assert_allclose(v1, images[:, :, ::-1], atol=1e-5)
 
 
 def test_hue_rotation_on_a_known_colour():
@@ -79,7 +81,7 @@ def test_hue_rotation_on_a_known_colour():
   green = pix.adjust_hue(red, 1 / 3)
   np.testing.assert_allclose(green[0, 0], [0.0, 1.0, 0.0], atol=1e-5)
   # Jitter with hue only: a saturated colour changes hue, not brightness.
-  images = jnp.broadcast_to(jnp.uint8([255, 0, 0]), (8, 8, 8, 3))
+  images = jnp.broadcast_to(jnp.float32([1, 0, 0]), (8, 8, 8, 3))
   v1, _ = augment.views(jax.random.PRNGKey(0), images, _config(
       jitter_prob=(1.0, 1.0), brightness=0.0, contrast=0.0, saturation=0.0, hue=0.1))
   pixel = np.asarray(v1[:, 0, 0])
@@ -94,9 +96,9 @@ def test_grayscale_and_solarize_per_view():
   np.testing.assert_allclose(gray[..., 0], gray[..., 2], atol=1e-6)
   plain, solar = augment.views(jax.random.PRNGKey(0), images,
                                _config(solarize_prob=(0.0, 1.0)))
-  x = images / 255.0
-  np.testing.assert_allclose(plain, x, atol=1e-5)
-  np.testing.assert_allclose(solar, jnp.where(x < 0.5, x, 1 - x), atol=1e-5)
+  np.testing.assert_allclose(plain, images, atol=1e-5)
+  np.testing.assert_allclose(solar, jnp.where(images < 0.5, images,
+                                              1 - images), atol=1e-5)
 
 
 def test_blur_smooths():
@@ -104,7 +106,7 @@ def test_blur_smooths():
   blurred, _ = augment.views(jax.random.PRNGKey(0), images,
                              _config(blur_prob=(1.0, 1.0), blur_sigma=(1.0, 1.0)))
   roughness = lambda v: float(jnp.abs(jnp.diff(v, axis=2)).mean())
-  assert roughness(blurred) < 0.6 * roughness(images / 255.0)
+  assert roughness(blurred) < 0.6 * roughness(images)
 
 
 def test_wrong_number_of_per_view_values_names_the_field():

@@ -2,9 +2,12 @@
 assertions: speed is read from `python -m ssljax.bench`, not from tests)."""
 import time
 
+import pytest
+
 from ssljax import bench
 
 
+@pytest.mark.slow
 def test_bench_reports_every_stage(tiny_config, use_method):
   use_method(tiny_config, 'byol')  # Predictor and target network: all paths.
   results = bench.run(tiny_config, steps=1, repeats=2, probe_examples=64)
@@ -20,6 +23,7 @@ def test_bench_reports_every_stage(tiny_config, use_method):
   assert 'x encoder' in table and 'of the matmul ceiling' in table
 
 
+@pytest.mark.slow
 def test_bench_times_a_pretext_task_on_its_own_inputs(tiny_config_of):
   config = tiny_config_of('jigsaw')  # Nine tiles per image, grouped heads.
   results = bench.run(config, steps=1, repeats=1, probe_examples=64)

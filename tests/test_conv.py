@@ -58,8 +58,8 @@ def test_resnet_gradients_equal_those_of_xla_convolutions(monkeypatch):
     return jax.jit(jax.grad(loss))(variables['params'])
 
   calls = []
-  original = conv._conv  # pylint: disable=protected-access
-  monkeypatch.setattr(conv, '_conv', lambda *a: calls.append(a[2]) or
+  original = conv.conv_with_taps
+  monkeypatch.setattr(conv, 'conv_with_taps', lambda *a: calls.append(a[2]) or
                       original(*a))
   ours = grads()
   assert len(calls) >= 5  # The taps were used ...

@@ -25,6 +25,7 @@ def test_mock_split_is_uint8_images_with_int_labels():
   assert labels.shape == (20,) and labels.dtype == np.int32
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not os.path.isdir(os.path.join(os.environ.get('TFDS_DATA_DIR', '/none'),
                                    'cifar10')),
@@ -35,12 +36,26 @@ def test_real_cifar10_matches_the_official_release():
   np.testing.assert_array_equal(np.bincount(labels), [5000] * 10)
   # Official order (data_batch_1 starts frog, truck, truck, deer, automobile).
   np.testing.assert_array_equal(labels[:5], [6, 9, 9, 4, 1])
-  np.testing.assert_allclose(images.reshape(-1, 3).mean(0),
-                             [125.307, 122.950, 113.865], atol=1e-3)
-  np.testing.assert_allclose(data.CIFAR10_MEAN * 255,
-                             images.reshape(-1, 3).mean(0), atol=1e-3)
-  np.testing.assert_allclose(data.CIFAR10_STD * 255,
-                             images.reshape(-1, 3).std(0), atol=1e-3)
+  # The published per-channel statistics of the train split (0-255 units).
+  info = data.describe(images)
+  assert info.num_examples == 50_000
+  np.testing.assert_allclose(info.mean * 255, [125.307, 122.950, 113.865],
+                             atol=1e-3)
+  np.testing.assert_allclose(info.std * 255, [62.993, 62.089, 66.705],
+                             atol=1e-3)
+
+
+def test_describe_gives_the_channel_mean_and_std():
+  images = np.random.default_rng(0).integers(0, 256, (7, 5, 6, 3), np.uint8)
+  images[..., 2] //= 4  # Channels with different statistics.
+  info = data.describe(images)
+  pixels = images.reshape(-1, 3).astype(np.float64) / 255
+  assert info.num_examples == 7
+  np.testing.assert_allclose(info.mean, pixels.mean(0), rtol=1e-6)
+  np.testing.assert_allclose(info.std, pixels.std(0), rtol=1e-6)
+  x = data.standardize_channels(data.to_unit_range(images), info)
+  np.testing.assert_allclose(np.reshape(x, (-1, 3)).mean(0), 0, atol=1e-5)
+  np.testing.assert_allclose(np.reshape(x, (-1, 3)).std(0), 1, atol=1e-5)
 
 
 def test_epoch_permutation_is_reproducible_and_changes_per_epoch():

@@ -1,7 +1,6 @@
 """Each loss against an independent float64 NumPy implementation of its
 published formula: values, every term, gradients (central finite differences
 of the NumPy version) and TiCo's running covariance."""
-import importlib
 import itertools
 
 import jax
@@ -20,6 +19,9 @@ from ssljax.methods import vicreg
 from ssljax.methods import vicreg_tico
 
 N, D = 12, 6
+# The papers' coefficients, as the NumPy references below write them.
+VICREG = dict(sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0)
+TICO = dict(beta=0.9, rho=8.0)
 
 
 def _inputs(seed, scale=0.7):
@@ -113,11 +115,12 @@ def _check_grads(jax_loss, np_loss, z1, z2):
 @pytest.mark.parametrize('seed, scale', [(0, 0.7), (1, 1.5), (2, 0.2)])
 def test_vicreg_value_terms_and_gradients(seed, scale):
   z1, z2 = _inputs(seed, scale)
-  loss, terms = vicreg.vicreg_loss(jnp.float32(z1), jnp.float32(z2))
+  loss, terms = vicreg.vicreg_loss(jnp.float32(z1), jnp.float32(z2), **VICREG)
   np.testing.assert_allclose(loss, np_vicreg(z1, z2), rtol=1e-5)
   for name, value in np_vicreg_terms(z1, z2).items():
     np.testing.assert_allclose(terms[name], value, rtol=1e-5, atol=1e-7)
-  _check_grads(lambda a, b: vicreg.vicreg_loss(a, b)[0], np_vicreg, z1, z2)
+  _check_grads(lambda a, b: vicreg.vicreg_loss(a, b, **VICREG)[0], np_vicreg,
+               z1, z2)
 
 
 @pytest.mark.parametrize('seed', [0, 1])
@@ -126,7 +129,7 @@ def test_tico_value_terms_and_gradients(seed):
   c = _random_c(seed)
   c_new = np_next_c(c, unit(z1), 0.9)
   loss, terms, c_out = tico.tico_loss(jnp.float32(z1), jnp.float32(z2),
-                                      jnp.float32(c), beta=0.9, rho=8.0)
+                                      jnp.float32(c), **TICO)
   np.testing.assert_allclose(c_out, c_new, rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(loss, np_tico(z1, z2, c_new), rtol=1e-5)
   np.testing.assert_allclose(
@@ -136,19 +139,19 @@ def test_tico_value_terms_and_gradients(seed):
                              np_quadratic(unit(z1), c_new), rtol=1e-5)
   # No gradient flows through B: the reference holds C_new constant.
   _check_grads(
-      lambda a, b: tico.tico_loss(a, b, jnp.float32(c))[0],
+      lambda a, b: tico.tico_loss(a, b, jnp.float32(c), **TICO)[0],
       lambda a, b: np_tico(a, b, c_new), z1, z2)
 
 
 def test_tico_running_covariance_follows_the_recursion():
   rng = np.random.default_rng(5)
   c_np = np.zeros((D, D))
-  c_jax = tico.init_state(None, None, D)
+  c_jax = tico.zero_covariance(D)
   assert c_jax.shape == (D, D) and not np.any(c_jax)
   for _ in range(5):
     z1, z2 = rng.normal(size=(N, D)), rng.normal(size=(N, D))
     _, _, c_jax = tico.tico_loss(jnp.float32(z1), jnp.float32(z2), c_jax,
-                                 beta=0.9)
+                                 **TICO)
     c_np = 0.9 * c_np + 0.1 * unit(z1).T @ unit(z1) / N
   np.testing.assert_allclose(c_jax, c_np, rtol=1e-5, atol=1e-7)
 
@@ -160,7 +163,8 @@ def test_hybrid_value_and_gradients(normalize, both):
   c = _random_c(3)
   nu, beta = 3.0, 0.8
   c_new = hybrid_next_c(c, z1, z2, beta, normalize, both)
-  kwargs = dict(nu=nu, beta=beta, normalize=normalize, both_branches=both)
+  kwargs = dict(sim_coeff=25.0, std_coeff=25.0, nu=nu, beta=beta,
+                normalize=normalize, both_branches=both)
   loss, terms, c_out = vicreg_tico.vicreg_tico_loss(
       jnp.float32(z1), jnp.float32(z2), jnp.float32(c), **kwargs)
   np.testing.assert_allclose(c_out, c_new, rtol=1e-5, atol=1e-7)
@@ -175,12 +179,15 @@ def test_hybrid_value_and_gradients(normalize, both):
       lambda a, b: np_hybrid(a, b, c_new, nu, normalize, both), z1, z2)
 
 
-def test_registry_builds_state_and_rejects_unknown_names():
-  cfg = tico.default_config()
-  assert methods.get('tico').init_state(cfg, None, 7).shape == (7, 7)
-  assert methods.get('vicreg').init_state(vicreg.default_config(), None, 7) == ()
+def test_lookup_binds_the_config_and_rejects_unknown_names(tiny_config,
+                                                          use_method):
+  use_method(tiny_config, 'tico')
+  assert methods.make(tiny_config).init_state(None).shape == (32, 32)
+  use_method(tiny_config, 'vicreg')
+  assert methods.make(tiny_config).init_state(None) == ()
+  tiny_config.method.name = 'vicregg'
   with pytest.raises(InputError, match="allowed values.*'tico'.*'vicreg'"):
-    methods.get('vicregg')
+    methods.make(tiny_config)
 
 
 # --- The joint-embedding zoo: Barlow Twins, SimCLR, SimSiam, BYOL. ---
@@ -280,12 +287,14 @@ def test_byol_value_stop_gradient_and_tau_schedule():
         1 - 0.01 * (np.cos(np.pi * progress) + 1) / 2, rtol=1e-6)
 
 
-def test_predictor_methods_without_a_predictor_say_how_to_fix_it():
+def test_predictor_methods_without_a_predictor_say_how_to_fix_it(
+    tiny_config, use_method):
   z = jnp.zeros((N, D))
   outputs = {'z1': z, 'z2': z, 'target_z1': z, 'target_z2': z}
   for name in ('simsiam', 'byol'):
-    method = methods.get(name)
-    cfg = importlib.import_module(f'ssljax.methods.{name}').default_config()
-    state = method.init_state(cfg, {}, D)
+    use_method(tiny_config, name)
+    tiny_config.model.predictor_widths = ()
+    method = methods.make(tiny_config)
+    state = method.init_state({'encoder': {}, 'projector': {}})
     with pytest.raises(InputError, match='predictor_widths'):
-      method.loss(outputs, state, cfg)
+      method.loss(outputs, state)

@@ -1,18 +1,24 @@
-"""End-to-end runs on `tfds.testing.mock_data`, resuming, and bad input."""
+"""End-to-end runs on `tfds.testing.mock_data`, resuming, evaluators, and bad
+input."""
 import glob
 import json
 import os
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 import tensorflow_datasets as tfds
+from tensorboard.backend.event_processing import event_accumulator
 
+from ssljax import data
+from ssljax import evaluators
+from ssljax import pipeline
 from ssljax import train
-from ssljax.methods import vicreg_tico
 from ssljax.errors import InputError
+from ssljax.methods import vicreg_tico
 
 
 def _run(config, workdir):
@@ -26,20 +32,35 @@ def _final_params(workdir):
   return manager.latest_step(), restored['params'], restored['method_state']
 
 
+def _logged_steps(workdir, tag):
+  events = event_accumulator.EventAccumulator(
+      str(workdir), size_guidance={event_accumulator.TENSORS: 0})
+  events.Reload()
+  return [e.step for e in events.Tensors(tag)]
+
+
+@pytest.mark.slow
 def test_run_writes_events_checkpoints_results_and_resumes_exactly(
     tiny_config, tmp_path):
   tiny_config.method = vicreg_tico.default_config()  # The run with method state.
+  tiny_config.evals.linear_probe.every_epochs = 0.5  # Every 2 of the 6 steps.
   full, interrupted = tmp_path / 'full', tmp_path / 'interrupted'
   results = _run(tiny_config, full)
 
-  assert glob.glob(str(full / 'events.out.tfevents.*'))
   with open(full / 'results.json') as f:
     saved = json.load(f)
   assert saved['steps'] == 6 and saved['method'] == 'vicreg_tico'
-  assert 0.0 <= saved['test_accuracy'] <= 1.0
+  probe = saved['evals']['linear_probe']
+  assert 0.0 <= probe['test_accuracy'] <= 1.0
+  assert probe == results['evals']['linear_probe']
+  assert saved['evals']['features']['dim'] == 4 * 8  # Width 1/16 ResNet-18.
   assert saved['config']['train']['batch_size'] == 16
-  assert saved['test_accuracy'] == results['test_accuracy']
   assert sorted(os.listdir(full / 'checkpoints')) == ['2', '4', '6']
+  # Every metric of the step and every number of the evaluator, by name.
+  assert _logged_steps(full, 'linear_probe/test_accuracy') == [2, 4, 6]
+  for tag in ('loss', 'invariance', 'variance', 'covariance', 'grad_norm',
+              'normalized_embedding_std', 'learning_rate'):
+    assert _logged_steps(full, f'train/{tag}') == [2, 4, 6], tag
 
   # A run killed after its step-4 checkpoint, then started again.
   _run(tiny_config, interrupted)
@@ -54,6 +75,7 @@ def test_run_writes_events_checkpoints_results_and_resumes_exactly(
   assert np.abs(np.asarray(c_a)).sum() > 0  # C really was carried.
 
 
+@pytest.mark.slow
 def test_damaged_checkpoint_stops_with_a_clear_message(tiny_config, tmp_path):
   tiny_config.train.num_epochs = 0.5  # 2 steps.
   _run(tiny_config, tmp_path)
@@ -67,6 +89,26 @@ def test_damaged_checkpoint_stops_with_a_clear_message(tiny_config, tmp_path):
   assert os.path.isdir(tmp_path / 'checkpoints' / '2')  # Nothing deleted.
 
 
+def _state(method_state):
+  return pipeline.TrainState(
+      step=jnp.int32(3), params={'w': jnp.ones((2, 2))}, batch_stats={},
+      opt_state=(), method_state=method_state, rng=jax.random.PRNGKey(0))
+
+
+def test_a_checkpoint_of_another_state_layout_is_refused_and_kept(tmp_path):
+  # The jigsaw's state before its permutation set became a constant.
+  old = _state({'permutations': jnp.zeros((64, 9), jnp.int32),
+                'min_hamming': jnp.int32(7)})
+  manager = ocp.CheckpointManager(str(tmp_path))
+  manager.save(3, args=ocp.args.StandardSave(old))
+  manager.wait_until_finished()
+  with pytest.raises(InputError, match='permutation set'):
+    train.restore_or_init(ocp.CheckpointManager(str(tmp_path)), _state(()))
+  assert os.listdir(tmp_path) == ['3']  # Nothing deleted.
+  restored = train.restore_or_init(ocp.CheckpointManager(str(tmp_path)), old)
+  assert int(restored.step) == 3
+
+
 @pytest.mark.parametrize('key, value, allowed', [
     ('method.name', 'vicregg', 'vicreg_tico'),
     ('model.backbone', 'resnet19', 'resnet50'),
@@ -76,11 +118,22 @@ def test_unknown_names_fail_naming_the_key_and_choices(tiny_config, key, value,
                                                        allowed):
   section, name = key.split('.')
   tiny_config[section][name] = value
+  info = data.SplitInfo(64, np.zeros(3, np.float32), np.ones(3, np.float32))
   with pytest.raises(InputError, match=f'config.{key}.*{allowed}'):
-    train.validate_config(tiny_config, num_devices=1)
+    pipeline.build(tiny_config, pipeline.data_mesh(), info)
+
+
+def test_unknown_evaluator_fails_naming_the_choices(tiny_config):
+  tiny_config.evals.knn = {'every_epochs': 0.0}
+  with pytest.raises(InputError, match=r"\['knn'\].*'linear_probe'"):
+    evaluators.make_all(tiny_config)
 
 
 def test_batch_not_divisible_by_devices_fails(tiny_config):
   tiny_config.train.batch_size = 12
   with pytest.raises(InputError, match=r'config.train.batch_size=12.*\(8\)'):
-    train.validate_config(tiny_config, num_devices=8)
+    pipeline.check_batch_sizes(tiny_config, num_devices=8)
+  tiny_config.train.batch_size = 16
+  tiny_config.eval_batch_size = 20
+  with pytest.raises(InputError, match=r'config.eval_batch_size=20.*\(8\)'):
+    pipeline.check_batch_sizes(tiny_config, num_devices=8)

@@ -3,8 +3,8 @@
 Each variant (a dict of config overrides on `configs/<config>.py:<preset>`)
 trains for the same number of steps as the real CPU run would
 (num_epochs x 50000 // batch_size), with the warmup scaled to match, on the
-22k-image subset from prepare_subset.py, then runs the linear probe (100
-L-BFGS steps) on that subset and the 5k test images. One `RESULT {json}` line
+22k-image subset from prepare_subset.py, then runs the config's evaluators (the linear probe) on that subset and the
+5k test images. One `RESULT {json}` line
 per variant. Used to choose the `cpu` presets; the chosen presets were then
 run for real on the CPU (README).
 
@@ -28,11 +28,10 @@ except ImportError:
   sys.modules['clu'].periodic_actions = sys.modules['clu.periodic_actions']
 
 import jax
-from jax.sharding import Mesh
 import numpy as np
 from PIL import Image
 
-from ssljax import data, methods, models, optim, train
+from ssljax import data, evaluators, pipeline
 
 REAL_TRAIN_SIZE = 50000
 
@@ -65,37 +64,36 @@ def run_variant(variant, splits, mesh):
   config.optimizer.warmup_epochs *= real_steps_per_epoch / steps_per_epoch
 
   start = time.time()
-  method, model = methods.get(config.method.name), models.create_model(config)
-  tx, schedule = optim.create_optimizer(config, steps_per_epoch)
-  state = jax.device_put(train.create_train_state(config, model, tx, method))
-  step_fn = train.jit_train_step(config, model, tx, schedule, method,
-                                 steps_per_epoch, mesh)
+  pipe = pipeline.build(config, mesh, data.describe(train_x))
+  state = pipe.initial_state()
   permutation = jax.jit(data.epoch_permutation, static_argnums=2)
-  _, data_key = train._streams(state.rng)  # pylint: disable=protected-access
+  _, data_key = pipeline.key_streams(state.rng)
   images = jax.device_put(train_x)
   losses, std = [], float('nan')
-  for step in range(total):
-    if step % steps_per_epoch == 0:
-      perm = permutation(data_key, step // steps_per_epoch, len(train_x))
-    state, metrics = step_fn(state, images, perm)
-    if step % 200 == 0 or step == total - 1:
+  for step in range(pipe.total_steps):
+    if step % pipe.steps_per_epoch == 0:
+      perm = permutation(data_key, step // pipe.steps_per_epoch, len(train_x))
+    state, metrics = pipe.jitted_train_step(state, images, perm)
+    if step % 200 == 0 or step == pipe.total_steps - 1:
       losses.append(round(float(metrics['loss']), 3))
-      std = float(metrics['normalized_embedding_std'])
+      std = float(metrics.get('normalized_embedding_std', float('nan')))
   train_seconds = time.time() - start
-  probe = train.run_probe(model, state, splits, config, mesh)
+  results = evaluators.evaluate(pipe, state, splits,
+                                evaluators.make_all(config))
+  probe = results['linear_probe']
   return dict(tag=tag, acc=round(probe['test_accuracy'], 4),
               train_acc=round(probe['train_accuracy'], 4), l2=probe['best_l2'],
-              steps=total, std=round(std, 4), losses=losses,
+              steps=pipe.total_steps, std=round(std, 4), losses=losses,
               train_s=round(train_seconds),
               probe_s=round(time.time() - start - train_seconds),
-              dim=probe['feature_dim'])
+              dim=results['features']['dim'])
 
 
 def main(subset_path, variants_path, worker, num_workers):
   subset = np.load(subset_path)
   splits = {s: (decode(subset[f'{s}_png'], subset[f'{s}_len']), subset[f'{s}_y'])
             for s in ('train', 'test')}
-  mesh = Mesh(np.array(jax.devices()[:1]), ('data',))
+  mesh = pipeline.data_mesh(jax.devices()[:1])
   with open(variants_path) as f:
     variants = json.load(f)
   for i, variant in enumerate(variants):

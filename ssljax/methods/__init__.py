@@ -1,74 +1,41 @@
-"""Registry of self-supervised methods.
+"""Self-supervised methods: what the train step asks of each, and the lookup.
 
-A method is data, not a branch in the train step. The step asks the method for
-the network inputs of the batch (two augmented views; rotated copies, patches
-or tiles and their labels for a pretext task), runs the online network
-(encoder -> head [-> predictor], as the config builds it) on them, asks the
-method for the outputs of any target network, hands all of them to the
-method's loss, applies the optimizer update and then the method's
-`after_update`. It never asks which method it runs, so adding a method means
-adding one module here and one config file.
+A method is data, not a branch in the train step. Each module of this package
+(except `common`, the math several losses share) is one method and defines
+`make(config) -> Method`, which binds the method's settings once; the hooks
+of the `Method` it returns then take only the data they act on. The step
+asks the method for the network inputs of the batch (two augmented views;
+rotated copies, patches or tiles and their labels for a pretext task), runs
+the online network (encoder -> head [-> predictor], as `config.model`
+builds it) on them, asks for the outputs of any target network, hands all of
+them to the loss, applies the optimizer update and then `after_update`. It
+never asks which method it runs: adding a method means adding one module
+here and one config file.
 
-Outputs are a dict of arrays over the global batch:
-  'z1', 'z2'                  joint-embedding methods: projector outputs of the
-                              two views, [N, D];
-  'p1', 'p2'                  predictor outputs, when config.model has a predictor;
-  'logits'                    pretext tasks: the classifier head's output;
-  whatever `views` and `targets` return, e.g. a pretext task's 'labels' or
-  BYOL's 'target_z1', 'target_z2'.
+Outputs are a dict of float32 arrays over the global batch:
+  'z1', 'z2'     joint-embedding methods: projector outputs of the two views;
+  'p1', 'p2'     predictor outputs, when `config.model` has a predictor;
+  'logits'       a pretext task's classifier head output;
+  and whatever `views` and `targets` return (a pretext task's 'labels',
+  BYOL's 'target_z1', 'target_z2').
 """
 import dataclasses
+import importlib
+import pkgutil
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import ml_collections
-import optax
 
-from ssljax import augment
 from ssljax.errors import InputError
 
 Outputs = dict[str, jax.Array]
-# (outputs, method_state, method_config) -> (loss, terms, new_method_state)
-LossFn = Callable[[Outputs, Any, ml_collections.ConfigDict],
-                  tuple[jax.Array, dict[str, jax.Array], Any]]
-# (method_config, online_params, embedding_dim) -> initial method_state
-InitStateFn = Callable[[ml_collections.ConfigDict, Any, int], Any]
-# project(params, x) -> [2N, D] projector outputs of the network with `params`
-# (BatchNorm on batch statistics, which are not kept).
+# project(params, x) -> projector outputs of the network with `params` on the
+# inputs x, BatchNorm on batch statistics (which are not kept).
 ProjectFn = Callable[[Any, jax.Array], jax.Array]
-# (method_state, project, both_views_x, method_config) -> extra outputs
-TargetsFn = Callable[[Any, ProjectFn, jax.Array, ml_collections.ConfigDict],
-                     Outputs]
-# (method_state, updated_online_params, progress in [0, 1), method_config)
-AfterUpdateFn = Callable[[Any, Any, jax.Array, ml_collections.ConfigDict], Any]
-# (key, uint8 images [N, H, W, 3], method_state, full config) ->
-#   (network inputs [M, S, S, 3] float in [0, 1], extra outputs such as labels)
-ViewsFn = Callable[[jax.Array, jax.Array, Any, ml_collections.ConfigDict],
-                   tuple[jax.Array, Outputs]]
-# (head outputs [M / head_groups, D], predictor outputs or None) -> outputs
-OutputsFn = Callable[[jax.Array, jax.Array | None], Outputs]
 
-
-def two_views(key, images, state, config) -> tuple[jax.Array, Outputs]:
-  """The joint-embedding input: both augmented views stacked, [2N, S, S, 3]."""
-  del state
-  return jnp.concatenate(augment.views(key, images, config.augment)), {}
-
-
-def view_outputs(z: jax.Array, p: jax.Array | None) -> Outputs:
-  """Splits the [2N, D] projections (and predictions) of both views into
-  'z1', 'z2' (and 'p1', 'p2'), in float32 for the loss."""
-  outputs = dict(zip(('z1', 'z2'), jnp.split(z.astype(jnp.float32), 2)))
-  if p is not None:
-    outputs.update(zip(('p1', 'p2'), jnp.split(p.astype(jnp.float32), 2)))
-  return outputs
-
-
-def logits_output(z: jax.Array, p: jax.Array | None) -> Outputs:
-  """A pretext task's classifier head output, in float32 for the loss."""
-  del p
-  return {'logits': z.astype(jnp.float32)}
+# Modules of this package that are not methods.
+_SHARED = ('common',)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,84 +43,48 @@ class Method:
   """What the train step needs to know about an SSL method.
 
   Attributes:
-    loss: pure function of the outputs and the method's state; returns the
-      scalar loss, a dict of named terms for logging, and the next state. Only
-      `loss` is differentiated; the new state is an auxiliary output.
-    init_state: the state before the first step (TiCo's running covariance,
-      BYOL's target parameters); `()` for stateless methods.
-    targets: outputs computed without gradient before the loss, from the
-      state (BYOL's target network); none by default.
-    after_update: the state after the optimizer step, from the updated online
-      parameters (BYOL's exponential moving average); unchanged by default.
-    views: the network inputs of a batch and any labels; two augmented views
-      by default.
+    loss: (outputs, state) -> (scalar loss, {term name: scalar}, next state).
+      Only the loss is differentiated; the terms are logged by name and the
+      next state is an auxiliary output.
+    views: (key, images float32 [N, H, W, 3] in [0, 1]) -> (network inputs
+      [M, S, S, 3] in [0, 1], extra outputs such as labels).
+    outputs: (head output, predictor output or None) -> named outputs for the
+      loss, in float32. The head sees `head_groups` inputs per image at once.
+    init_state: (online params) -> the state before the first step (TiCo's
+      running covariance, BYOL's target parameters); `()` by default.
+      Constants are closed over by `make`, not kept as state.
+    targets: (state, project, inputs) -> outputs computed without gradient
+      before the loss (BYOL's target network); none by default.
+    after_update: (state, updated online params, progress in [0, 1)) -> the
+      state after the optimizer step (BYOL's moving average); unchanged by
+      default.
     head_groups: how many consecutive blocks of the inputs the head sees at
-      once: the inputs are `head_groups` blocks of N (block g holds part g of
-      every image) and the head gets each image's G encoder features
-      concatenated, [N, G * F] (a jigsaw puzzle's 9 tiles); 1 by default.
-    outputs: names the head (and predictor) outputs for the loss.
+      once: the inputs are `head_groups` blocks of N (block g holds part g
+      of every image) and the head gets each image's G encoder features side
+      by side, [N, G * F] (a jigsaw puzzle's 9 tiles); 1 by default.
   """
-  loss: LossFn
-  init_state: InitStateFn = lambda config, params, dim: ()
-  targets: TargetsFn = lambda state, project, x, config: {}
-  after_update: AfterUpdateFn = lambda state, params, progress, config: state
-  views: ViewsFn = two_views
+  loss: Callable[[Outputs, Any], tuple[jax.Array, dict[str, jax.Array], Any]]
+  views: Callable[[jax.Array, jax.Array], tuple[jax.Array, Outputs]]
+  outputs: Callable[[jax.Array, jax.Array | None], Outputs]
+  init_state: Callable[[Any], Any] = lambda params: ()
+  targets: Callable[[Any, ProjectFn, jax.Array], Outputs] = (
+      lambda state, project, x: {})
+  after_update: Callable[[Any, Any, jax.Array], Any] = (
+      lambda state, params, progress: state)
   head_groups: int = 1
-  outputs: OutputsFn = view_outputs
-
-
-_REGISTRY: dict[str, Method] = {}
-
-
-def register(name: str, method: Method) -> Method:
-  _REGISTRY[name] = method
-  return method
-
-
-def get(name: str) -> Method:
-  """Returns the registered method, or raises naming the allowed values."""
-  _import_all()
-  if name not in _REGISTRY:
-    raise InputError(
-        f"config.method.name={name!r} is not a known method; "
-        f"allowed values: {sorted(_REGISTRY)}")
-  return _REGISTRY[name]
 
 
 def names() -> list[str]:
-  _import_all()
-  return sorted(_REGISTRY)
+  """Every method: the modules of this package."""
+  return sorted(m.name for m in pkgutil.iter_modules(__path__)
+                if m.name not in _SHARED)
 
 
-def _import_all():
-  # Importing a method module registers it.
-  # pylint: disable=g-import-not-at-top,unused-import
-  from ssljax.methods import barlow_twins, byol, simclr, simsiam
-  from ssljax.methods import tico, vicreg, vicreg_tico
-  from ssljax.methods import counting, jigsaw, relative_patch, rotation
-
-
-def predictions(outputs: Outputs, method_name: str) -> tuple[jax.Array, ...]:
-  """(p1, p2), or a clear error when the config builds no predictor."""
-  if 'p1' not in outputs:
-    raise InputError(
-        f'{method_name} needs a predictor, but config.model.predictor_widths '
-        'is empty; set it, e.g. --config.model.predictor_widths="(512, 2048)" '
-        '(hidden, output; the output must equal the projector output width).')
-  return outputs['p1'], outputs['p2']
-
-
-def classification_loss(outputs: Outputs, num_classes: int, method_name: str
-                        ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Softmax cross-entropy of a pretext task's head against its labels, and
-  the head's accuracy; fails clearly when the head has the wrong width."""
-  logits, labels = outputs['logits'], outputs['labels']
-  if logits.shape[-1] != num_classes:
-    raise InputError(
-        f'{method_name} classifies {num_classes} classes, but the head has '
-        f'{logits.shape[-1]} outputs; set --config.model.projector_widths so '
-        f'that its last width is {num_classes}, e.g. "(512, {num_classes})".')
-  loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits,
-                                                                  labels))
-  accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
-  return loss, {'cross_entropy': loss, 'pretext_accuracy': accuracy}
+def make(config: ml_collections.ConfigDict) -> Method:
+  """The method `config.method.name`, bound to `config`; an unknown name
+  fails naming the allowed values."""
+  name = config.method.name
+  if name not in names():
+    raise InputError(f'config.method.name={name!r} is not a known method; '
+                     f'allowed values: {names()}')
+  return importlib.import_module(f'{__name__}.{name}').make(config)

@@ -10,21 +10,20 @@ counts of another image y must differ from that sum by a margin c (eq. 5):
   L = mean over the batch of L_feat + L_diff,
 with y the next image of the batch. Squared norms (no square root) and the
 ReLU hinge keep gradients finite at zero distance and at the margin.
-
-On 32x32 CIFAR images D o x and the tiles are 16x16, upsampled to
-`input_size` for the encoder.
 """
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from ssljax import augment
-from ssljax import methods
+from ssljax.methods import common
 
 NUM_TILES = 4
 
 
 def default_config() -> ml_collections.ConfigDict:
+  """The paper's margin c = 10. On 32x32 images D o x and the tiles are
+  16x16, resized to `input_size` for the encoder."""
   return ml_collections.ConfigDict(dict(name='counting', margin=10.0,
                                         input_size=16))
 
@@ -39,19 +38,6 @@ def downsample_and_tiles(images: jax.Array) -> jax.Array:
   return jnp.stack([down, *tiles])
 
 
-def views(key, images, state, config):
-  del state
-  x = augment.random_flip(key, images.astype(jnp.float32) / 255.0)
-  parts = downsample_and_tiles(x)
-  return augment.resize(parts.reshape(-1, *parts.shape[2:]),
-                        config.method.input_size), {}
-
-
-def count_outputs(z, p):
-  del p
-  return {'counts': jax.nn.relu(z.astype(jnp.float32))}
-
-
 def counting_loss(counts: jax.Array, margin: float):
   """counts [5N, K] in the block order of `views`: the loss and its terms."""
   phi = counts.reshape(1 + NUM_TILES, -1, counts.shape[-1])
@@ -62,10 +48,23 @@ def counting_loss(counts: jax.Array, margin: float):
   return feat + diff, {'feature_match': feat, 'contrast': diff}
 
 
-def loss(outputs, state, config):
-  value, terms = counting_loss(outputs['counts'], config.margin)
-  return value, terms, state
+def count_outputs(z: jax.Array, p: jax.Array | None):
+  """The head's output made non-negative: the counts phi."""
+  del p  # The counting head has no predictor.
+  return {'counts': jax.nn.relu(z.astype(jnp.float32))}
 
 
-methods.register('counting', methods.Method(
-    loss=loss, views=views, outputs=count_outputs))
+def make(config: ml_collections.ConfigDict) -> common.Method:
+  cfg = config.method
+
+  def views(key, images):
+    """[5N, S, S, 3]: D o x for every image, then the four tiles."""
+    parts = downsample_and_tiles(augment.random_flip(key, images))
+    return augment.resize(parts.reshape(-1, *parts.shape[2:]),
+                          cfg.input_size), {}
+
+  def loss(outputs, state):
+    value, terms = counting_loss(outputs['counts'], cfg.margin)
+    return value, terms, state
+
+  return common.Method(loss=loss, views=views, outputs=count_outputs)

@@ -6,13 +6,10 @@ network classifies which permutation was applied from the 9 concatenated
 tile features (the "context-free network", fig. 3). The P permutations are
 chosen greedily for a large minimum Hamming distance (sec. 3.2: more
 permutations and larger distances make the task harder and the features
-better); the set is deterministic and kept in the method state, so the
-checkpoint holds it. Against shortcuts: tiles are jittered with gaps
+better); the set is a deterministic function of its size, so the config
+alone fixes it. Against shortcuts: tiles are jittered with gaps
 between them (no continuing edges), and colour dropping on a fraction of the
 tiles (chromatic aberration).
-
-For 32x32 CIFAR images the defaults are 8-pixel tiles with a 2-pixel gap and
-2 pixels of jitter (3*8 + 2*2 + 2 = 30), upsampled to `input_size`.
 """
 import functools
 import itertools
@@ -24,13 +21,16 @@ import ml_collections
 import numpy as np
 
 from ssljax import augment
-from ssljax import methods
+from ssljax.methods import common
 from ssljax.errors import InputError
 
 NUM_TILES = 9
 
 
 def default_config() -> ml_collections.ConfigDict:
+  """For 32x32 images: 8-pixel tiles with a 2-pixel gap and 2 pixels of
+  jitter (3*8 + 2*2 + 2 = 30), upsampled to `input_size`; 100 permutations
+  and colour dropping on 30% of the tiles."""
   return ml_collections.ConfigDict(dict(
       name='jigsaw', num_permutations=100, tile_size=8, gap=2, jitter=2,
       input_size=16, colour_drop_prob=0.3))
@@ -69,36 +69,29 @@ def shuffle_tiles(tiles: jax.Array, perms: jax.Array) -> jax.Array:
   return jnp.take_along_axis(tiles, index, axis=1)
 
 
-def init_state(config, params, dim):
-  del params, dim
-  perms = permutation_set(config.num_permutations)
-  return {'permutations': jnp.asarray(perms),
-          'min_hamming': jnp.asarray(min_pairwise_hamming(perms), jnp.int32)}
-
-
-def views(key, images, state, config):
-  """[9N, S, S, 3]: tile k of every shuffled puzzle in block k; the label is
-  the index of the permutation in the set."""
+def make(config: ml_collections.ConfigDict) -> common.Method:
   cfg = config.method
-  k_flip, k_grid, k_label, k_drop = jax.random.split(key, 4)
-  x = augment.random_flip(k_flip, images.astype(jnp.float32) / 255.0)
-  corners = augment.grid_corners(k_grid, x.shape[0], cfg.tile_size, cfg.gap,
-                                 cfg.jitter, x.shape[1])
-  tiles = augment.crop_patches(x, corners, cfg.tile_size)  # [N, 9, T, T, 3]
-  labels = jax.random.randint(k_label, (x.shape[0],), 0,
-                              state['permutations'].shape[0])
-  tiles = shuffle_tiles(tiles, state['permutations'][labels])
-  return augment.patch_blocks(k_drop, tiles, cfg.colour_drop_prob,
-                             cfg.input_size), {'labels': labels}
+  # A constant of the config, closed over rather than kept as state.
+  permutations = permutation_set(cfg.num_permutations)
+  min_hamming = jnp.float32(min_pairwise_hamming(permutations))
 
+  def views(key, images):
+    """[9N, S, S, 3]: tile k of every shuffled puzzle in block k; the label
+    is the index of the permutation in the set."""
+    k_flip, k_grid, k_label, k_drop = jax.random.split(key, 4)
+    x = augment.random_flip(k_flip, images)
+    corners = augment.grid_corners(k_grid, x.shape[0], cfg.tile_size, cfg.gap,
+                                   cfg.jitter, x.shape[1])
+    tiles = augment.crop_patches(x, corners, cfg.tile_size)  # [N, 9, T, T, 3]
+    labels = jax.random.randint(k_label, (x.shape[0],), 0, len(permutations))
+    tiles = shuffle_tiles(tiles, jnp.asarray(permutations)[labels])
+    return augment.patch_blocks(k_drop, tiles, cfg.colour_drop_prob,
+                                cfg.input_size), {'labels': labels}
 
-def loss(outputs, state, config):
-  value, terms = methods.classification_loss(
-      outputs, config.num_permutations, 'jigsaw')
-  terms['permutation_min_hamming'] = state['min_hamming'].astype(jnp.float32)
-  return value, terms, state
+  def loss(outputs, state):
+    value, terms = common.classification_loss(outputs, len(permutations),
+                                              'jigsaw')
+    return value, {**terms, 'permutation_min_hamming': min_hamming}, state
 
-
-methods.register('jigsaw', methods.Method(
-    loss=loss, init_state=init_state, views=views, head_groups=NUM_TILES,
-    outputs=methods.logits_output))
+  return common.Method(loss=loss, views=views, outputs=common.logits_output,
+                       head_groups=NUM_TILES)

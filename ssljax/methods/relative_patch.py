@@ -8,17 +8,13 @@ Against the shortcuts the paper names (sec. 3.1): patches are `gap` pixels
 apart and jittered by up to `jitter` pixels (no continuing edges or lines),
 and colour dropping replaces two channels of each patch by noise (no
 chromatic aberration).
-
-For 32x32 CIFAR images the defaults are 8-pixel patches, a 3-pixel gap and
-2 pixels of jitter (3*8 + 2*3 + 2 = 32), so neighbours are 1-5 pixels apart;
-patches are upsampled to `input_size` for the encoder.
 """
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from ssljax import augment
-from ssljax import methods
+from ssljax.methods import common
 
 # The eight neighbours of the centre cell (1, 1), in row-major order; label k
 # is the cell NEIGHBOURS[k] of the 3x3 grid (grid index 3r + c).
@@ -27,6 +23,10 @@ CENTRE = 4
 
 
 def default_config() -> ml_collections.ConfigDict:
+  """For 32x32 images: 8-pixel patches, a 3-pixel gap and 2 pixels of jitter
+  (3*8 + 2*3 + 2 = 32: the largest grid a 32x32 image holds with a gap), so
+  neighbours are 1-5 pixels apart; colour dropping on every patch, as the
+  paper; patches upsampled to `input_size` for the encoder."""
   return ml_collections.ConfigDict(dict(
       name='relative_patch', patch_size=8, gap=3, jitter=2, input_size=16,
       colour_drop_prob=1.0))
@@ -43,26 +43,24 @@ def sample_pairs(key: jax.Array, num_images: int, cfg, image_size: int):
   return corners[:, CENTRE], neighbour, labels
 
 
-def views(key, images, state, config):
-  """[2N, S, S, 3]: the centre patches, then the neighbours (two blocks)."""
-  del state
+def make(config: ml_collections.ConfigDict) -> common.Method:
   cfg = config.method
-  k_flip, k_pairs, k_drop = jax.random.split(key, 3)
-  x = augment.random_flip(k_flip, images.astype(jnp.float32) / 255.0)
-  centre, neighbour, labels = sample_pairs(k_pairs, x.shape[0], cfg,
-                                           x.shape[1])
-  patches = augment.crop_patches(x, jnp.stack([centre, neighbour], 1),
-                                 cfg.patch_size)  # [N, 2, P, P, 3]
-  return augment.patch_blocks(k_drop, patches, cfg.colour_drop_prob,
-                             cfg.input_size), {'labels': labels}
 
+  def views(key, images):
+    """[2N, S, S, 3]: the centre patches, then the neighbours (two blocks)."""
+    k_flip, k_pairs, k_drop = jax.random.split(key, 3)
+    x = augment.random_flip(k_flip, images)
+    centre, neighbour, labels = sample_pairs(k_pairs, x.shape[0], cfg,
+                                             x.shape[1])
+    patches = augment.crop_patches(x, jnp.stack([centre, neighbour], 1),
+                                   cfg.patch_size)  # [N, 2, P, P, 3]
+    return augment.patch_blocks(k_drop, patches, cfg.colour_drop_prob,
+                                cfg.input_size), {'labels': labels}
 
-def loss(outputs, state, config):
-  del config
-  value, terms = methods.classification_loss(outputs, len(NEIGHBOURS),
-                                             'relative_patch')
-  return value, terms, state
+  def loss(outputs, state):
+    value, terms = common.classification_loss(outputs, len(NEIGHBOURS),
+                                              'relative_patch')
+    return value, terms, state
 
-
-methods.register('relative_patch', methods.Method(
-    loss=loss, views=views, head_groups=2, outputs=methods.logits_output))
+  return common.Method(loss=loss, views=views, outputs=common.logits_output,
+                       head_groups=2)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from ssljax import augment
-from ssljax import methods
+from ssljax.methods import common
 
 NUM_ROTATIONS = 4
 
@@ -25,22 +25,21 @@ def rotate(images: jax.Array, quarter_turns: int) -> jax.Array:
   return jnp.rot90(images, quarter_turns, axes=(1, 2))
 
 
-def views(key, images, state, config):
-  """One cropped and flipped view per image, in its four rotations: [4N, ...]
-  as four blocks of N; label k for the block rotated k quarter turns."""
-  del state
-  (x,) = augment.views(key, images, config.augment, num_views=1)
-  x = jnp.concatenate([rotate(x, k) for k in range(NUM_ROTATIONS)])
-  labels = jnp.repeat(jnp.arange(NUM_ROTATIONS), images.shape[0])
-  return x, {'labels': labels}
+def make(config: ml_collections.ConfigDict) -> common.Method:
+  augment_config = config.augment
 
+  def views(key, images):
+    """One cropped and flipped view per image, in its four rotations:
+    [4N, ...] as four blocks of N; label k for the block rotated k quarter
+    turns."""
+    (x,) = augment.views(key, images, augment_config, num_views=1)
+    x = jnp.concatenate([rotate(x, k) for k in range(NUM_ROTATIONS)])
+    labels = jnp.repeat(jnp.arange(NUM_ROTATIONS), images.shape[0])
+    return x, {'labels': labels}
 
-def loss(outputs, state, config):
-  del config
-  value, terms = methods.classification_loss(outputs, NUM_ROTATIONS,
-                                             'rotation')
-  return value, terms, state
+  def loss(outputs, state):
+    value, terms = common.classification_loss(outputs, NUM_ROTATIONS,
+                                              'rotation')
+    return value, terms, state
 
-
-methods.register('rotation', methods.Method(
-    loss=loss, views=views, outputs=methods.logits_output))
+  return common.Method(loss=loss, views=views, outputs=common.logits_output)

@@ -10,15 +10,19 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from ssljax import methods
+from ssljax.methods import common
 
 
-def nt_xent(z1: jax.Array, z2: jax.Array, temperature: float = 0.2
+def default_config() -> ml_collections.ConfigDict:
+  """Temperature 0.2, solo-learn's on CIFAR."""
+  return ml_collections.ConfigDict(dict(name='simclr', temperature=0.2))
+
+
+def nt_xent(z1: jax.Array, z2: jax.Array, temperature: float
             ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Returns the NT-Xent loss and the share of views whose positive is their
   most similar view (the contrastive task's accuracy)."""
-  z = jnp.concatenate([z1, z2]).astype(jnp.float32)
-  z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
+  z = common.l2_normalize(jnp.concatenate([z1, z2]))
   n = z1.shape[0]
   logits = z @ z.T / temperature
   logits = jnp.where(jnp.eye(2 * n, dtype=bool), -jnp.inf, logits)
@@ -29,13 +33,11 @@ def nt_xent(z1: jax.Array, z2: jax.Array, temperature: float = 0.2
   return loss, {'nt_xent': loss, 'contrastive_accuracy': accuracy}
 
 
-def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(name='simclr', temperature=0.2))
+def make(config: ml_collections.ConfigDict) -> common.Method:
+  temperature = config.method.temperature
 
+  def loss(outputs, state):
+    value, terms = nt_xent(outputs['z1'], outputs['z2'], temperature)
+    return value, {**terms, **common.embedding_spread(outputs['z1'])}, state
 
-def _loss(outputs, state, cfg):
-  loss, terms = nt_xent(outputs['z1'], outputs['z2'], cfg.temperature)
-  return loss, terms, state
-
-
-methods.register('simclr', methods.Method(loss=_loss))
+  return common.joint_embedding(config, loss)

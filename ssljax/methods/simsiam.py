@@ -9,31 +9,24 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from ssljax import methods
-
-
-def cosine(a: jax.Array, b: jax.Array) -> jax.Array:
-  """Row-wise cosine similarity, [N]."""
-  a = a / jnp.linalg.norm(a, axis=1, keepdims=True)
-  b = b / jnp.linalg.norm(b, axis=1, keepdims=True)
-  return jnp.sum(a * b, axis=1)
-
-
-def simsiam_loss(p1, p2, z1, z2) -> tuple[jax.Array, dict[str, jax.Array]]:
-  z1, z2 = jax.lax.stop_gradient(z1), jax.lax.stop_gradient(z2)
-  loss = -(jnp.mean(cosine(p1, z2)) + jnp.mean(cosine(p2, z1))) / 2
-  return loss, {'negative_cosine': loss}
+from ssljax.methods import common
 
 
 def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(name='simsiam'))
 
 
-def _loss(outputs, state, cfg):
-  del cfg
-  p1, p2 = methods.predictions(outputs, 'simsiam')
-  loss, terms = simsiam_loss(p1, p2, outputs['z1'], outputs['z2'])
-  return loss, terms, state
+def simsiam_loss(p1, p2, z1, z2) -> tuple[jax.Array, dict[str, jax.Array]]:
+  z1, z2 = jax.lax.stop_gradient(z1), jax.lax.stop_gradient(z2)
+  loss = -(jnp.mean(common.cosine(p1, z2))
+            + jnp.mean(common.cosine(p2, z1))) / 2
+  return loss, {'negative_cosine': loss}
 
 
-methods.register('simsiam', methods.Method(loss=_loss))
+def make(config: ml_collections.ConfigDict) -> common.Method:
+  def loss(outputs, state):
+    p1, p2 = common.predictions(outputs, 'simsiam')
+    value, terms = simsiam_loss(p1, p2, outputs['z1'], outputs['z2'])
+    return value, {**terms, **common.embedding_spread(outputs['z1'])}, state
+
+  return common.joint_embedding(config, loss)

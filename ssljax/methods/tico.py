@@ -11,11 +11,17 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from ssljax import methods
+from ssljax.methods import common
 
 
-def normalize(z: jax.Array) -> jax.Array:
-  return z / jnp.linalg.norm(z, axis=1, keepdims=True)
+def default_config() -> ml_collections.ConfigDict:
+  """beta = 0.9 and rho = 8, as in the study ssljax grew from."""
+  return ml_collections.ConfigDict(dict(name='tico', beta=0.9, rho=8.0))
+
+
+def zero_covariance(dim: int) -> jax.Array:
+  """C_0 = 0 for D-dimensional embeddings."""
+  return jnp.zeros((dim, dim), jnp.float32)
 
 
 def update_covariance(c: jax.Array, z: jax.Array, beta: float) -> jax.Array:
@@ -29,12 +35,10 @@ def covariance_contrast(z: jax.Array, c: jax.Array) -> jax.Array:
   return jnp.mean(jnp.sum((z @ c) * z, axis=1))
 
 
-def tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *,
-              beta: float = 0.9, rho: float = 8.0
-              ) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
+def tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *, beta: float,
+              rho: float) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
   """Returns the TiCo loss, its unweighted terms and the updated C."""
-  z1 = normalize(z1.astype(jnp.float32))
-  z2 = normalize(z2.astype(jnp.float32))
+  z1, z2 = common.l2_normalize(z1), common.l2_normalize(z2)
   c = update_covariance(c, z1, beta)
   terms = {
       'invariance': 1.0 - jnp.mean(jnp.sum(z1 * z2, axis=1)),
@@ -43,17 +47,14 @@ def tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *,
   return terms['invariance'] + rho * terms['covariance'], terms, c
 
 
-def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(name='tico', beta=0.9, rho=8.0))
+def make(config: ml_collections.ConfigDict) -> common.Method:
+  cfg = config.method
 
+  def loss(outputs, c):
+    value, terms, c = tico_loss(outputs['z1'], outputs['z2'], c,
+                                beta=cfg.beta, rho=cfg.rho)
+    return value, {**terms, **common.embedding_spread(outputs['z1'])}, c
 
-def init_state(cfg, params, dim: int) -> jax.Array:
-  del cfg, params
-  return jnp.zeros((dim, dim), jnp.float32)
-
-
-def _loss(outputs, c, cfg):
-  return tico_loss(outputs['z1'], outputs['z2'], c, beta=cfg.beta, rho=cfg.rho)
-
-
-methods.register('tico', methods.Method(loss=_loss, init_state=init_state))
+  dim = config.model.projector_widths[-1]
+  return common.joint_embedding(config, loss,
+                                init_state=lambda params: zero_covariance(dim))

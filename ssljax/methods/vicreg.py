@@ -12,7 +12,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from ssljax import methods
+from ssljax.methods import common
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The paper's coefficients (sec. 4.1): lambda = mu = 25, nu = 1."""
+  return ml_collections.ConfigDict(dict(
+      name='vicreg', sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0))
 
 
 def invariance(z1: jax.Array, z2: jax.Array) -> jax.Array:
@@ -29,15 +35,13 @@ def covariance(z: jax.Array) -> jax.Array:
   """Squared off-diagonal covariance over D: decorrelates the dimensions."""
   n, d = z.shape
   zc = z - jnp.mean(z, axis=0)
-  cov = zc.T @ zc / (n - 1)
-  return (jnp.sum(cov ** 2) - jnp.sum(jnp.diagonal(cov) ** 2)) / d
+  return common.off_diagonal_sum_of_squares(zc.T @ zc / (n - 1)) / d
 
 
-def vicreg_loss(z1: jax.Array, z2: jax.Array, *, sim_coeff: float = 25.0,
-                std_coeff: float = 25.0, cov_coeff: float = 1.0
+def vicreg_loss(z1: jax.Array, z2: jax.Array, *, sim_coeff: float,
+                std_coeff: float, cov_coeff: float
                 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Returns the VICReg loss (eq. 6) and its three unweighted terms."""
-  z1, z2 = z1.astype(jnp.float32), z2.astype(jnp.float32)
   terms = {
       'invariance': invariance(z1, z2),
       'variance': (variance(z1) + variance(z2)) / 2,
@@ -48,16 +52,14 @@ def vicreg_loss(z1: jax.Array, z2: jax.Array, *, sim_coeff: float = 25.0,
   return loss, terms
 
 
-def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      name='vicreg', sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0))
+def make(config: ml_collections.ConfigDict) -> common.Method:
+  cfg = config.method
 
+  def loss(outputs, state):
+    value, terms = vicreg_loss(outputs['z1'], outputs['z2'],
+                               sim_coeff=cfg.sim_coeff,
+                               std_coeff=cfg.std_coeff,
+                               cov_coeff=cfg.cov_coeff)
+    return value, {**terms, **common.embedding_spread(outputs['z1'])}, state
 
-def _loss(outputs, state, cfg):
-  loss, terms = vicreg_loss(outputs['z1'], outputs['z2'],
-                            sim_coeff=cfg.sim_coeff,
-                            std_coeff=cfg.std_coeff, cov_coeff=cfg.cov_coeff)
-  return loss, terms, state
-
-
-methods.register('vicreg', methods.Method(loss=_loss))
+  return common.joint_embedding(config, loss)

@@ -6,7 +6,8 @@ covariance term.
   loss = sim_coeff * s(Z, Z') + std_coeff * (v(Z) + v(Z')) / 2
          + nu * mean_i z_i C z_i^T
 
-Options (see `configs/vicreg_tico.py` for the chosen defaults and why):
+Options (`configs/vicreg_tico.py` says which defaults were chosen and where
+the measurements are):
   normalize:     use L2-normalised z for B and the quadratic form, as TiCo
                  does; the invariance and variance terms always see raw z.
   both_branches: False uses z1 only, exactly as TiCo. True updates C with
@@ -18,21 +19,27 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from ssljax import methods
+from ssljax.methods import common
 from ssljax.methods import tico
 from ssljax.methods import vicreg
 
 
+def default_config() -> ml_collections.ConfigDict:
+  """VICReg's lambda = mu = 25; TiCo's beta = 0.9; nu = 0.01 on raw z1
+  (experiments/results/hybrid_defaults.md)."""
+  return ml_collections.ConfigDict(dict(
+      name='vicreg_tico', sim_coeff=25.0, std_coeff=25.0, nu=0.01, beta=0.9,
+      normalize=False, both_branches=False))
+
+
 def vicreg_tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *,
-                     sim_coeff: float = 25.0, std_coeff: float = 25.0,
-                     nu: float = 0.01, beta: float = 0.9,
-                     normalize: bool = False, both_branches: bool = False
+                     sim_coeff: float, std_coeff: float, nu: float,
+                     beta: float, normalize: bool, both_branches: bool
                      ) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
   """Returns the hybrid loss, its unweighted terms and the updated C."""
-  z1, z2 = z1.astype(jnp.float32), z2.astype(jnp.float32)
   branches = (z1, z2) if both_branches else (z1,)
   if normalize:
-    branches = tuple(tico.normalize(z) for z in branches)
+    branches = tuple(common.l2_normalize(z) for z in branches)
   c = tico.update_covariance(c, jnp.concatenate(branches), beta)
   terms = {
       'invariance': vicreg.invariance(z1, z2),
@@ -45,18 +52,16 @@ def vicreg_tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *,
   return loss, terms, c
 
 
-def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      name='vicreg_tico', sim_coeff=25.0, std_coeff=25.0, nu=0.01, beta=0.9,
-      normalize=False, both_branches=False))
+def make(config: ml_collections.ConfigDict) -> common.Method:
+  cfg = config.method
 
+  def loss(outputs, c):
+    value, terms, c = vicreg_tico_loss(
+        outputs['z1'], outputs['z2'], c, sim_coeff=cfg.sim_coeff,
+        std_coeff=cfg.std_coeff, nu=cfg.nu, beta=cfg.beta,
+        normalize=cfg.normalize, both_branches=cfg.both_branches)
+    return value, {**terms, **common.embedding_spread(outputs['z1'])}, c
 
-def _loss(outputs, c, cfg):
-  return vicreg_tico_loss(
-      outputs['z1'], outputs['z2'], c, sim_coeff=cfg.sim_coeff,
-      std_coeff=cfg.std_coeff, nu=cfg.nu, beta=cfg.beta,
-      normalize=cfg.normalize, both_branches=cfg.both_branches)
-
-
-methods.register('vicreg_tico',
-                 methods.Method(loss=_loss, init_state=tico.init_state))
+  dim = config.model.projector_widths[-1]
+  return common.joint_embedding(
+      config, loss, init_state=lambda params: tico.zero_covariance(dim))

@@ -32,22 +32,30 @@ def group_features(h: jax.Array, head_groups: int) -> jax.Array:
 class SSLModel(nn.Module):
   """The encoder followed by the projector and, for BYOL/SimSiam, a predictor.
 
-  `__call__` returns the encoder features (what the linear probe sees), the
-  projector output and the predictor output (None without a predictor). For
-  a pretext task the projector is the classifier head, and with
-  `head_groups` = G > 1 it sees each image's G parts at once: the inputs are
-  G blocks of N and the head gets [N, G * F] concatenated features.
-  `project` stops at the projector (BYOL's target network); `features` runs
-  the encoder alone, so evaluation never pays for the heads.
+  The train step runs it in two parts, `encode` then `heads`, so that the
+  benchmark can time each part of the very functions training runs.
+  `encode` returns the encoder features, and with `head_groups` = G > 1 (the
+  inputs are G blocks of N) each image's G features side by side,
+  [N, G * F]: a pretext task's head sees all parts of an image at once.
+  `heads` returns the projector output (a pretext task's classifier) and the
+  predictor output (None without a predictor). `project` stops at the
+  projector (BYOL's target network); `features` runs the encoder alone in
+  inference mode, what the evaluators see.
   """
   encoder: nn.Module
   projector: nn.Module
   predictor: nn.Module | None = None
 
   def __call__(self, x, train: bool, head_groups: int = 1):
-    h = group_features(self.encoder(x, train), head_groups)
+    h = self.encode(x, train, head_groups)
+    return (h, *self.heads(h, train))
+
+  def encode(self, x, train: bool, head_groups: int = 1):
+    return group_features(self.encoder(x, train), head_groups)
+
+  def heads(self, h, train: bool):
     z = self.projector(h, train)
-    return h, z, None if self.predictor is None else self.predictor(z, train)
+    return z, None if self.predictor is None else self.predictor(z, train)
 
   def project(self, x, train: bool):
     return self.projector(self.encoder(x, train), train)

@@ -2,17 +2,17 @@
 is computed as one matrix product per kernel tap where that is faster.
 
 XLA:CPU computes a convolution's kernel gradient as another convolution, over
-the batch, and that took 2-6x the forward's time on most of ResNet-18's
-layers (`python experiments/conv_kernel_grad.py`). The same gradient is the
-sum over taps (i, j) of shifted_input(i, j)^T @ output_gradient: matmuls that
-contract over all the batch's pixels. Measured per layer on 256 inputs, the
-taps took 0.07-0.28x XLA's time on every 1x1 convolution (one matmul, no
-shifted copies), 0.53-0.96x on the strided 3x3 ones, and 0.48-0.85x on the
-3x3 stride-1 ones with 64+ channels at 16x16+ pixels; on narrower or smaller
-3x3 stride-1 layers the nine shifted copies of the input cost as much as
-XLA's own or more (3.5x at 24x24 with 16 channels, 1.1x at 8x8 with 256). So
-on CPU the taps serve the layers of the first three kinds, and XLA's gradient
-all others; on GPU and TPU this is `lax.conv_general_dilated` unchanged. The
+the batch, and that is slow on most of ResNet-18's layers. The same gradient
+is the sum over taps (i, j) of shifted_input(i, j)^T @ output_gradient:
+matmuls that contract over all the batch's pixels, the operation XLA:CPU
+runs fastest. Measured per layer (`python experiments/conv_kernel_grad.py`,
+tables in experiments/results/performance.md), the taps win on every 1x1
+convolution (one matmul, no shifted copies), on the strided 3x3 ones, and on
+the 3x3 stride-1 ones with at least MIN_CHANNELS channels at MIN_PIXELS
+pixels or more; on narrower or smaller 3x3 stride-1 layers the nine shifted
+copies of the input cost as much as XLA's own gradient or more. So on CPU the
+taps serve the layers of the first three kinds, and XLA's gradient all
+others; on GPU and TPU this is `lax.conv_general_dilated` unchanged. The
 forward and the input gradient are XLA's in every case.
 """
 import functools
@@ -31,7 +31,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          feature_group_count=1, precision=None):
   """`lax.conv_general_dilated`, with the tap-wise kernel gradient where it
   is faster (see the module docstring)."""
-  if not _taps_are_faster(lhs, rhs, window_strides, lhs_dilation,
+  if not taps_are_faster(lhs, rhs, window_strides, lhs_dilation,
                           rhs_dilation, dimension_numbers,
                           feature_group_count):
     return lax.conv_general_dilated(
@@ -41,12 +41,14 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2],
                                   window_strides, padding)
-  return _conv(lhs, rhs, tuple(window_strides),
+  return conv_with_taps(lhs, rhs, tuple(window_strides),
                tuple(tuple(p) for p in padding), precision)
 
 
-def _taps_are_faster(lhs, rhs, strides, lhs_dilation, rhs_dilation,
-                     dimension_numbers, feature_group_count) -> bool:
+def taps_are_faster(lhs, rhs, strides, lhs_dilation, rhs_dilation,
+                    dimension_numbers, feature_group_count) -> bool:
+  """Whether this convolution is of a kind whose kernel gradient the taps
+  compute faster on this backend (see the module docstring)."""
   if (jax.default_backend() != 'cpu' or lhs.ndim != 4
       or feature_group_count != 1):
     return False
@@ -67,7 +69,8 @@ def _xla_conv(x, kernel, strides, pads, precision):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _conv(x, kernel, strides, pads, precision):
+def conv_with_taps(x, kernel, strides, pads, precision):
+  """XLA's convolution (NHWC, HWIO), its kernel gradient by taps."""
   return _xla_conv(x, kernel, strides, pads, precision)
 
 
@@ -83,7 +86,7 @@ def _conv_bwd(strides, pads, precision, residuals, grad):
                                                  strides, pads, precision)
 
 
-_conv.defvjp(_conv_fwd, _conv_bwd)
+conv_with_taps.defvjp(_conv_fwd, _conv_bwd)
 
 
 def kernel_grad_by_taps(x, grad, kernel_shape, strides, pads, precision=None):

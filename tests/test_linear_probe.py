@@ -4,7 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssljax import evaluate
+from ssljax import evaluators
+from ssljax.evaluators import linear_probe
 
 
 def _gaussian_classes(n, d, separation, seed, num_classes=10, means_seed=None):
@@ -18,15 +19,18 @@ def _gaussian_classes(n, d, separation, seed, num_classes=10, means_seed=None):
   return (means[labels] + rng.normal(size=(n, d))).astype(np.float32), labels
 
 
+_SETTINGS = dict(l2_grid=(1e-4, 1e-2), holdout_fraction=0.1, num_steps=100,
+                 seed=0)
+
+
 def test_separable_classes_are_learned_and_random_labels_are_not():
   x, y = _gaussian_classes(3000, 32, separation=1.5, seed=0)
-  result = evaluate.linear_probe(x[:2000], y[:2000], x[2000:], y[2000:],
-                                 l2_grid=(1e-4, 1e-2), num_steps=100)
+  result = linear_probe.linear_probe(x[:2000], y[:2000], x[2000:], y[2000:],
+                                     **_SETTINGS)
   assert result['test_accuracy'] > 0.95
   shuffled = np.random.default_rng(1).permutation(y)
-  result = evaluate.linear_probe(x[:2000], shuffled[:2000], x[2000:],
-                                 shuffled[2000:], l2_grid=(1e-4, 1e-2),
-                                 num_steps=100)
+  result = linear_probe.linear_probe(x[:2000], shuffled[:2000], x[2000:],
+                                     shuffled[2000:], **_SETTINGS)
   assert result['test_accuracy'] < 0.16
 
 
@@ -44,7 +48,7 @@ def _gradient(params, x, y, l2):
 def test_fit_reaches_the_optimum_of_the_regularised_objective():
   x, y = _gaussian_classes(500, 8, separation=0.5, seed=2)
   l2 = 1e-2
-  params = evaluate.fit(jnp.asarray(x), jnp.asarray(y), jnp.float32(l2),
+  params = linear_probe.fit(jnp.asarray(x), jnp.asarray(y), jnp.float32(l2),
                         num_classes=10, num_steps=200)
   grad_w, grad_b = _gradient(params, x, y, l2)
   assert np.abs(grad_w).max() < 1e-4 and np.abs(grad_b).max() < 1e-4
@@ -54,7 +58,7 @@ def test_fit_reaches_the_optimum_of_the_regularised_objective():
 def test_fit_path_reaches_each_optimum_in_turn():
   x, y = _gaussian_classes(500, 8, separation=0.5, seed=5)
   grid = (1e-1, 1e-2, 1e-3)
-  path = evaluate.fit_path(jnp.asarray(x), jnp.asarray(y),
+  path = linear_probe.fit_path(jnp.asarray(x), jnp.asarray(y),
                            jnp.asarray(grid, jnp.float32), num_classes=10,
                            num_steps=100)
   norms = []
@@ -72,8 +76,9 @@ def test_held_out_selection_prefers_strong_l2_when_overfitting():
   test_x, test_y = _gaussian_classes(1000, 200, separation=0.15, seed=4,
                                      means_seed=3)
   grid = (1e-6, 1e-1)
-  result = evaluate.linear_probe(x, y, test_x, test_y, l2_grid=grid,
-                                 holdout_fraction=0.3, num_steps=100)
+  result = linear_probe.linear_probe(x, y, test_x, test_y, l2_grid=grid,
+                                     holdout_fraction=0.3, num_steps=100,
+                                     seed=0)
   assert result['best_l2'] == 1e-1, result
   accuracy = dict(zip(result['l2_grid'], result['holdout_accuracies']))
   assert accuracy[1e-1] > accuracy[1e-6]
@@ -86,7 +91,7 @@ def test_extract_features_pads_the_last_batch_and_drops_the_padding():
   def encode(batch):
     calls.append(batch.shape)
     return jnp.asarray(batch, jnp.float32).reshape(len(batch), -1)[:, :5]
-  features = evaluate.extract_features(encode, images, batch_size=4)
+  features = evaluators.extract_features(encode, images, batch_size=4)
   assert calls == [(4, 4, 4, 3)] * 3
   np.testing.assert_array_equal(features,
                                 images.reshape(10, -1)[:, :5].astype(np.float32))

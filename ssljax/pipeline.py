@@ -1,0 +1,215 @@
+"""One function builds a run: `build(config, mesh, train_info) -> Pipeline`.
+
+The pipeline binds the method, model, optimizer, schedule and training length
+of a config once. Its `train_step` does augment -> encode -> project -> loss
+-> optimizer update over a global batch sharded on the mesh, and never asks
+which method it runs. Training, the benchmark, the experiments and the tests
+all call `build`, and the benchmark times the pipeline's own parts
+(`inputs`, `encoder_forward`, `head_loss`), so what is measured is what
+trains.
+
+`TrainState` is the only thing checkpointed, and restoring it restores
+everything, the data order and augmentation randomness included, because both
+are pure functions of `state.rng` and `state.step`.
+"""
+import dataclasses
+import functools
+from typing import Any
+
+import flax
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from ssljax import data
+from ssljax import methods
+from ssljax import models
+from ssljax import optim
+from ssljax.errors import InputError
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  method_state: Any  # e.g. TiCo's running covariance C.
+  rng: jax.Array  # Root key; per-step keys are folded in from `step`.
+
+
+def key_streams(rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Independent (augmentation, data order) key streams of a run."""
+  aug_key, data_key = jax.random.split(rng)
+  return aug_key, data_key
+
+
+def data_mesh(devices=None) -> Mesh:
+  """A one-axis mesh over `devices` (default: all): the batch is split on
+  'data', parameters are replicated."""
+  return Mesh(np.array(jax.devices() if devices is None else devices),
+              ('data',))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Pipeline:
+  """A run's parts, bound to its config; see `build`."""
+  config: ml_collections.ConfigDict
+  mesh: Mesh
+  method: methods.Method
+  model: models.SSLModel
+  optimizer: optax.GradientTransformation
+  schedule: optax.Schedule
+  train_info: data.SplitInfo
+  steps_per_epoch: int
+  total_steps: int
+
+  @property
+  def replicated(self) -> NamedSharding:
+    return NamedSharding(self.mesh, P())
+
+  def initial_state(self) -> TrainState:
+    """The state before the first step, replicated over the mesh."""
+    rng, init_rng = jax.random.split(jax.random.PRNGKey(self.config.seed))
+    # The encoder pools globally, so any input size builds the same
+    # parameters; the head's input width depends on how many parts it sees.
+    groups = self.method.head_groups
+    size = self.config.augment.image_size
+    variables = jax.jit(functools.partial(
+        self.model.init, train=False, head_groups=groups))(
+            init_rng, jnp.zeros((2 * groups, size, size, 3)))
+    params = variables['params']
+    state = TrainState(
+        step=jnp.zeros((), jnp.int32), params=params,
+        batch_stats=variables['batch_stats'],
+        opt_state=self.optimizer.init(params),
+        method_state=self.method.init_state(params), rng=rng)
+    return jax.device_put(state, self.replicated)
+
+  def inputs(self, state: TrainState, images: jax.Array, perm: jax.Array
+             ) -> tuple[jax.Array, methods.Outputs]:
+    """The network inputs of step `state.step`, standardised, and the
+    method's extra outputs (labels): the batch `perm[i*B:(i+1)*B]` of the
+    device-resident uint8 split, as the method transforms it."""
+    batch_size = self.config.train.batch_size
+    start = (state.step % self.steps_per_epoch) * batch_size
+    idx = jax.lax.dynamic_slice_in_dim(perm, start, batch_size)
+    idx = jax.lax.with_sharding_constraint(idx,
+                                           NamedSharding(self.mesh, P('data')))
+    aug_key, _ = key_streams(state.rng)
+    x, extras = self.method.views(jax.random.fold_in(aug_key, state.step),
+                                  data.to_unit_range(images[idx]))
+    return data.standardize_channels(x, self.train_info), extras
+
+  def encoder_forward(self, params, batch_stats, x):
+    """Encoder features in training mode (grouped for the head) and the
+    updated BatchNorm statistics."""
+    h, updates = self.model.apply(
+        {'params': params, 'batch_stats': batch_stats}, x, train=True,
+        head_groups=self.method.head_groups, mutable=['batch_stats'],
+        method=models.SSLModel.encode)
+    return h, updates['batch_stats']
+
+  def head_loss(self, params, batch_stats, method_state, h, extras):
+    """Heads and the method's loss on encoder features `h`: (loss, (terms,
+    next method state, updated BatchNorm statistics))."""
+    (z, p), updates = self.model.apply(
+        {'params': params, 'batch_stats': batch_stats}, h, train=True,
+        mutable=['batch_stats'], method=models.SSLModel.heads)
+    loss, terms, method_state = self.method.loss(
+        {**self.method.outputs(z, p), **extras}, method_state)
+    return loss, (terms, method_state, updates['batch_stats'])
+
+  def loss(self, params, batch_stats, method_state, x, extras):
+    """The differentiated objective: encoder, heads and method loss."""
+    h, batch_stats = self.encoder_forward(params, batch_stats, x)
+    return self.head_loss(params, batch_stats, method_state, h, extras)
+
+  def targets(self, state: TrainState, x: jax.Array) -> methods.Outputs:
+    """The method's outputs computed without gradient (BYOL's target)."""
+    def project(params, x):
+      z, _ = self.model.apply(
+          {'params': params, 'batch_stats': state.batch_stats}, x, train=True,
+          mutable=['batch_stats'], method=models.SSLModel.project)
+      return z
+    return jax.lax.stop_gradient(
+        self.method.targets(state.method_state, project, x))
+
+  def train_step(self, state: TrainState, images: jax.Array, perm: jax.Array
+                 ) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimizer step on the batch of step `state.step`.
+
+    All inputs of a batch (both views, all tiles) go through the network as
+    one batch, so BatchNorm statistics are over the whole global batch (as
+    in SimCLR), and the result does not depend on the device count.
+    """
+    x, extras = self.inputs(state, images, perm)
+    extras = {**extras, **self.targets(state, x)}
+    (loss, (terms, method_state, batch_stats)), grads = jax.value_and_grad(
+        self.loss, has_aux=True)(state.params, state.batch_stats,
+                                 state.method_state, x, extras)
+    updates, opt_state = self.optimizer.update(grads, state.opt_state,
+                                               state.params)
+    params = optax.apply_updates(state.params, updates)
+    method_state = self.method.after_update(
+        method_state, params, state.step / max(self.total_steps, 1))
+    metrics = {'loss': loss, **terms,
+               'learning_rate': self.schedule(state.step),
+               'grad_norm': optax.tree.norm(grads)}
+    return state.replace(step=state.step + 1, params=params,
+                         batch_stats=batch_stats, opt_state=opt_state,
+                         method_state=method_state), metrics
+
+  @functools.cached_property
+  def jitted_train_step(self):
+    """`train_step` jitted once: state replicated and donated."""
+    return jax.jit(self.train_step,
+                   out_shardings=(self.replicated, self.replicated),
+                   donate_argnums=(0,))
+
+  def features(self, variables, images: jax.Array) -> jax.Array:
+    """Encoder features of uint8 images, BatchNorm in inference mode."""
+    x = data.standardize_channels(data.to_unit_range(images), self.train_info)
+    return self.model.apply(variables, x, method=models.SSLModel.features)
+
+  @functools.cached_property
+  def jitted_features(self):
+    """`features` jitted, the images split over the mesh."""
+    return jax.jit(self.features, in_shardings=(
+        self.replicated, NamedSharding(self.mesh, P('data'))))
+
+
+def check_batch_sizes(config: ml_collections.ConfigDict, num_devices: int):
+  """Every batch must split evenly over the devices."""
+  for key, value in (('train.batch_size', config.train.batch_size),
+                     ('eval_batch_size', config.eval_batch_size)):
+    if value <= 0 or value % num_devices:
+      raise InputError(
+          f'config.{key}={value} must be a positive multiple of the device '
+          f'count ({num_devices}), so that every device gets an equal shard.')
+
+
+def build(config: ml_collections.ConfigDict, mesh: Mesh,
+          train_info: data.SplitInfo) -> Pipeline:
+  """The pipeline of `config` on `mesh`, for a train split described by
+  `train_info`. Unknown names and batch sizes the devices cannot share
+  fail here, naming the key and the allowed values."""
+  method = methods.make(config)
+  model = models.create_model(config)
+  check_batch_sizes(config, mesh.size)
+  steps_per_epoch = train_info.num_examples // config.train.batch_size
+  if steps_per_epoch == 0:
+    raise InputError(
+        f'config.train.batch_size={config.train.batch_size} is larger than '
+        f'the train split ({train_info.num_examples} examples).')
+  # `num_epochs` may be fractional: the smoke presets train a few dozen steps.
+  total_steps = int(config.train.num_epochs * steps_per_epoch)
+  optimizer, schedule = optim.create_optimizer(config, steps_per_epoch,
+                                               total_steps)
+  return Pipeline(config=config, mesh=mesh, method=method, model=model,
+                  optimizer=optimizer, schedule=schedule,
+                  train_info=train_info, steps_per_epoch=steps_per_epoch,
+                  total_steps=total_steps)

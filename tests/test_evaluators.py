@@ -1,0 +1,57 @@
+"""Evaluators as plug-ins: the features are extracted once per evaluation and
+shared, every evaluator's result lands under its own name, and each module
+of ssljax/evaluators/ builds from the default config."""
+import importlib
+import types
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ssljax import defaults
+from ssljax import evaluators
+from ssljax.pipeline import TrainState
+
+
+def test_features_are_extracted_once_and_shared_by_every_evaluator():
+  calls = []
+
+  def jitted_features(variables, images):  # A stand-in encoder: 2 numbers.
+    calls.append(len(images))
+    flat = jnp.asarray(images, jnp.float32).reshape(len(images), -1)
+    return variables['params']['scale'] * flat[:, :2]
+
+  pipe = types.SimpleNamespace(
+      jitted_features=jitted_features,
+      config=ml_collections.ConfigDict({'eval_batch_size': 4}))
+  state = TrainState(step=0, params={'scale': 2.0}, batch_stats={},
+                     opt_state=(), method_state=(), rng=None)
+  rng = np.random.default_rng(0)
+  splits = {s: (rng.integers(0, 256, (n, 2, 2, 3), np.uint8),
+                rng.integers(0, 10, n)) for s, n in (('train', 10),
+                                                     ('test', 6))}
+  seen = []
+  record = lambda name: evaluators.Evaluator(
+      run=lambda f: seen.append((name, f)) or {'n': len(f.train)},
+      headline='n')
+  results = evaluators.evaluate(pipe, state, splits,
+                                {'a': record('a'), 'b': record('b')})
+  assert calls == [4, 4, 4, 4, 4]  # 10 train + 6 test images, padded.
+  assert results['a'] == results['b'] == {'n': 10}
+  assert results['features']['dim'] == 2
+  assert [name for name, _ in seen] == ['a', 'b']
+  assert seen[0][1] is seen[1][1]  # One extraction, shared.
+  features = seen[0][1]
+  np.testing.assert_array_equal(
+      features.train, 2.0 * splits['train'][0].reshape(10, -1)[:, :2])
+  np.testing.assert_array_equal(features.test_labels, splits['test'][1])
+
+
+def test_every_evaluator_module_builds_from_the_default_config():
+  config = defaults.get_config('smoke')
+  for name in evaluators.names():
+    config.evals[name] = importlib.import_module(
+        f'ssljax.evaluators.{name}').default_config()
+  built = evaluators.make_all(config)
+  assert set(built) == set(evaluators.names())
+  assert all(isinstance(e, evaluators.Evaluator) for e in built.values())
