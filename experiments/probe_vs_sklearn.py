@@ -17,7 +17,6 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 import numpy as np
-import orbax.checkpoint as ocp
 from sklearn.linear_model import LogisticRegression
 
 from ssljax import data
@@ -68,8 +67,8 @@ def main(argv):
                         data.describe(splits['train'][0]))
   state = pipe.initial_state()
   if FLAGS.workdir:
-    manager = ocp.CheckpointManager(f'{FLAGS.workdir}/checkpoints')
-    state = train.restore_or_init(manager, state)
+    state = train.restore_or_init(
+        train.checkpoint_manager(f'{FLAGS.workdir}/checkpoints'), state)
   if FLAGS.features_cache and os.path.exists(FLAGS.features_cache):
     args = tuple(np.load(FLAGS.features_cache)[k] for k in _CACHED)
   else:

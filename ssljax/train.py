@@ -63,26 +63,79 @@ def flat_hparams(config: ml_collections.ConfigDict) -> dict:
   return flat
 
 
+def checkpoint_manager(directory: str, keep: int | None = None
+                       ) -> ocp.CheckpointManager:
+  """Orbax's manager of the train-state checkpoints in `directory`, keeping
+  the latest `keep` (all when None)."""
+  return ocp.CheckpointManager(
+      os.path.abspath(directory),
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+      item_handlers=ocp.StandardCheckpointHandler())
+
+
+def leaf_specs(tree) -> dict[str, tuple]:
+  """{'params.encoder.Conv_0.kernel': (shape, dtype)} of a train state, or
+  of a checkpoint's metadata tree."""
+  specs = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    name = '.'.join(str(getattr(k, 'name', getattr(k, 'key', getattr(
+        k, 'idx', k)))) for k in path)
+    specs[name] = (tuple(leaf.shape), np.dtype(leaf.dtype))
+  return specs
+
+
+def layout_difference(saved: dict, expected: dict, most: int = 4) -> str:
+  """What differs between two leaf_specs, in words; '' when nothing."""
+  listed = lambda names: ', '.join(names[:most]) + (
+      f' and {len(names) - most} more' if len(names) > most else '')
+  parts = []
+  only_saved = sorted(set(saved) - set(expected))
+  only_expected = sorted(set(expected) - set(saved))
+  changed = sorted(k for k in set(saved) & set(expected)
+                   if saved[k] != expected[k])
+  if only_saved:
+    parts.append(f'only in the checkpoint: {listed(only_saved)}')
+  if only_expected:
+    parts.append(f'only in this run: {listed(only_expected)}')
+  if changed:
+    parts.append('of another shape or dtype: ' + listed(
+        [f'{k} {saved[k][0]} vs {expected[k][0]}' for k in changed]))
+  return '; '.join(parts)
+
+
 def restore_or_init(manager: ocp.CheckpointManager,
                     state: pipeline.TrainState) -> pipeline.TrainState:
   """The latest checkpoint in `manager`, restored into the structure of
-  `state`, or `state` itself when there is none."""
+  `state`, or `state` itself when there is none. A checkpoint of another
+  layout (another method or model config, or an older ssljax) or a damaged
+  one is refused, and nothing is changed."""
   step = manager.latest_step()
   if step is None:
     return state
+  where = f'{manager.directory}/{step}'
+  keep = ('Nothing was changed: resume with the config the run started with '
+          '(saved as config.json in the workdir) and the ssljax that wrote '
+          'it, or start afresh in another workdir.')
+  try:
+    metadata = manager.item_metadata(step)
+  except Exception:  # pylint: disable=broad-except
+    metadata = None  # Unreadable: the restore below reports the damage.
+  if metadata is not None:
+    difference = layout_difference(leaf_specs(metadata.tree),
+                                   leaf_specs(state))
+    if difference:
+      raise InputError(
+          f'The checkpoint at {where} holds a train state of another layout '
+          f'than this run ({difference}): it was written with another '
+          'method or model config, or by an older ssljax (before 2026-11-24 '
+          'the jigsaw kept its permutation set in method_state). ' + keep)
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
   try:
     restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
   except Exception as e:  # pylint: disable=broad-except
     raise InputError(
-        f'The checkpoint at {manager.directory}/{step} could not be restored '
-        f'({type(e).__name__}: {e}). It is damaged, was written with a '
-        'different method/model config, or by an older ssljax whose train '
-        'state held other fields (before 2026-11-24 the jigsaw kept its '
-        'permutation set in the state). Nothing was changed: resume with the '
-        'config the run started with (saved as config.json in the workdir) '
-        'and the ssljax that wrote it, or start afresh in a new workdir.'
-        ) from None
+        f'The checkpoint at {where} could not be restored, it is damaged '
+        f'({type(e).__name__}: {e}). ' + keep) from None
   logging.info('Resumed from step %d', step)
   print(f'Resuming from the checkpoint at step {step}.', flush=True)
   return restored
@@ -107,10 +160,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   state = pipe.initial_state()
   os.makedirs(workdir, exist_ok=True)
-  manager = ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints')),
-      options=ocp.CheckpointManagerOptions(
-          max_to_keep=config.train.keep_checkpoints, create=True))
+  manager = checkpoint_manager(os.path.join(workdir, 'checkpoints'),
+                               config.train.keep_checkpoints)
   state = restore_or_init(manager, state)
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
     f.write(config.to_json_best_effort(indent=2))

@@ -42,7 +42,7 @@ def test_sharded_step_equals_single_device(tiny_config, use_method,
     env = dict(os.environ, XLA_FLAGS=(
         f'--xla_force_host_platform_device_count={NUM_DEVICES}'))
     proc = subprocess.run(
-        [sys.executable, '-m', 'pytest', '-q', '-m', '', '-p',
+        [sys.executable, '-m', 'pytest', '-q', '-m', '', '-n', '0', '-p',
          'no:cacheprovider',
          f'{__file__}::test_sharded_step_equals_single_device[{method_name}]'],
         env=env, capture_output=True, text=True, check=False)

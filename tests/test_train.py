@@ -99,13 +99,21 @@ def test_a_checkpoint_of_another_state_layout_is_refused_and_kept(tmp_path):
   # The jigsaw's state before its permutation set became a constant.
   old = _state({'permutations': jnp.zeros((64, 9), jnp.int32),
                 'min_hamming': jnp.int32(7)})
-  manager = ocp.CheckpointManager(str(tmp_path))
+  manager = train.checkpoint_manager(str(tmp_path))
   manager.save(3, args=ocp.args.StandardSave(old))
   manager.wait_until_finished()
-  with pytest.raises(InputError, match='permutation set'):
-    train.restore_or_init(ocp.CheckpointManager(str(tmp_path)), _state(()))
+  message = ('only in the checkpoint: method_state.min_hamming, '
+             'method_state.permutations.*permutation set')
+  with pytest.raises(InputError, match=message):
+    train.restore_or_init(train.checkpoint_manager(str(tmp_path)), _state(()))
+  wider = _state({'permutations': jnp.zeros((64, 9), jnp.int32),
+                  'min_hamming': jnp.int32(7)}).replace(
+                      params={'w': jnp.ones((2, 3))})
+  with pytest.raises(InputError, match=r'params.w \(2, 2\) vs \(2, 3\)'):
+    train.restore_or_init(train.checkpoint_manager(str(tmp_path)), wider)
   assert os.listdir(tmp_path) == ['3']  # Nothing deleted.
-  restored = train.restore_or_init(ocp.CheckpointManager(str(tmp_path)), old)
+  restored = train.restore_or_init(train.checkpoint_manager(str(tmp_path)),
+                                   old)
   assert int(restored.step) == 3
 
 
