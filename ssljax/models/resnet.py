@@ -15,12 +15,17 @@ import jax.numpy as jnp
 from ssljax.models.conv import conv_general_dilated
 
 
-class BasicBlock(nn.Module):
-  """Two 3x3 convolutions with an identity (or 1x1 projection) shortcut."""
+class Block(nn.Module):
+  """A residual block's settings: output channels (before a bottleneck's
+  expansion), stride, and the convolution and norm layers to build with."""
   channels: int
   strides: int
   conv: Any
   norm: Any
+
+
+class BasicBlock(Block):
+  """Two 3x3 convolutions with an identity (or 1x1 projection) shortcut."""
 
   @nn.compact
   def __call__(self, x):
@@ -31,12 +36,8 @@ class BasicBlock(nn.Module):
     return nn.relu(x + y)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(Block):
   """1x1 reduce, 3x3, 1x1 expand (x4), as in ResNet-50."""
-  channels: int
-  strides: int
-  conv: Any
-  norm: Any
 
   @nn.compact
   def __call__(self, x):
