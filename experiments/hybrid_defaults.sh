@@ -15,9 +15,9 @@ run() {
   python -m ssljax.main --config=configs/vicreg_tico.py:smoke --workdir="$out/$name" \
     --config.train.num_epochs=0.25 "$@" 2>&1 | grep -E '^(step 195|ssljax)' || true
 }
-run nu8 --config.method.nu=8
-run nu64 --config.method.nu=64
-run nu0 --config.method.nu=0
-run nu24 --config.method.nu=24
-run nu8_both --config.method.nu=8 --config.method.both_branches=True
+run nu8 --config.method.nu=8 --config.method.normalize=True
+run nu64 --config.method.nu=64 --config.method.normalize=True
+run nu0 --config.method.nu=0 --config.method.normalize=True
+run nu24 --config.method.nu=24 --config.method.normalize=True
+run nu8_both --config.method.nu=8 --config.method.both_branches=True --config.method.normalize=True
 run nu0.01_raw --config.method.nu=0.01 --config.method.normalize=False

@@ -159,6 +159,7 @@ def run(config, steps: int = 5, repeats: int = 5,
       evaluators.Features(features, classes, features[:10000],
                           classes[:10000]))
   results['probe_seconds'] = probe['seconds']
+  results['probe_examples'] = probe_examples
   results['feature_dim'] = int(features.shape[1])
 
   # The step donates its state: it gets a copy of the one the others read.
@@ -200,8 +201,9 @@ def report(r: dict) -> str:
       f'encoder forward+backward: {achieved / 1e9:.1f} GFLOP/s = '
       f"{achieved / r['matmul_flops_per_second']:.0%} of the matmul ceiling "
       f"({r['matmul_flops_per_second'] / 1e9:.0f} GFLOP/s)",
-      f"compile {r['compile_seconds']:.1f} s; feature extraction of 50,000 "
-      f"images {r['feature_extraction_seconds']:.1f} s; probe on 50,000 x "
+      f"compile {r['compile_seconds']:.1f} s; feature extraction of "
+      f"{r['probe_examples']:,} images {r['feature_extraction_seconds']:.1f} "
+      f"s; probe on {r['probe_examples']:,} x "
       f"{r['feature_dim']} {r['probe_seconds']:.1f} s",
       f"peak host memory {r['peak_host_memory_gb']:.2f} GB, peak device "
       f"memory {r['peak_device_memory_gb']:.2f} GB (0: not reported)"]

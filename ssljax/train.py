@@ -44,7 +44,8 @@ def view_grid(pipe: pipeline.Pipeline, images: np.ndarray,
                                     data.to_unit_range(images[:num]))
   size = x.shape[1]
   parts = np.asarray(x).reshape(-1, num, size, size, 3)  # [K, num, S, S, 3]
-  original = jax.image.resize(images[:num] / 255.0, parts.shape[1:], 'linear')
+  original = jax.image.resize(data.to_unit_range(images[:num]),
+                              parts.shape[1:], 'linear')
   rows = np.concatenate([original, *parts], axis=2)  # [num, S, (1+K)S, 3]
   return rows.reshape(1, num * size, -1, 3)
 
@@ -187,7 +188,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   _, data_key = pipeline.key_streams(state.rng)
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=total_steps, writer=writer)
-  eval_every = {name: round(cfg.every_epochs * steps_per_epoch)
+  eval_every = {name: round(cfg.get('every_epochs', 0) * steps_per_epoch)
                 for name, cfg in config.evals.items()}
 
   step = int(state.step)
@@ -234,7 +235,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     due = [name for name, every in eval_every.items()
            if every and step % every == 0 and step < total_steps]
     if due:
+      eval_start = time.time()
       evaluate(due, state, step)
+      interval_start += time.time() - eval_start  # Not training time.
   manager.wait_until_finished()
 
   eval_results = evaluate(list(evals), state, step)

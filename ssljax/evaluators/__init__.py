@@ -86,7 +86,10 @@ def encoder_features(pipe, state, splits: dict) -> Features:
 def evaluate(pipe, state, splits: dict, evaluators: dict[str, Evaluator]
              ) -> dict:
   """Extracts the features once and runs every evaluator on them: {name:
-  its result}, plus the extraction's 'features' {'dim', 'seconds'}."""
+  its result}, plus the extraction's 'features' {'dim', 'seconds'}; {} when
+  there is no evaluator."""
+  if not evaluators:
+    return {}
   start = time.time()
   features = encoder_features(pipe, state, splits)
   results = {'features': {'dim': int(features.train.shape[1]),

@@ -95,8 +95,8 @@ def fit_path(x, labels, l2_values, *, num_classes: int, num_steps: int,
   runs every value to the slowest one's line-search iteration count.
 
   Standardised features are strongly correlated (the eigenvalues of X^T X / n
-  span several decades), which makes plain L-BFGS need hundreds of steps. So each problem is solved in the eigenbasis V of
-  X^T X / n, where ||W||^2 is unchanged, and in the variables that make its
+  span several decades), which makes plain L-BFGS need hundreds of steps.
+  So each problem is solved in the eigenbasis V of X^T X / n, where ||W||^2 is unchanged, and in the variables that make its
   Hessian at the start the identity: the cross-entropy's Hessian at uniform
   predictions is (I - 11^T / K) / K (x) X^T X / n, so direction j is scaled by
   1 / sqrt(lambda_j / K + 2 l2). There a few dozen steps reach the optimum.

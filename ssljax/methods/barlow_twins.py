@@ -43,6 +43,6 @@ def make(config: ml_collections.ConfigDict) -> common.Method:
   def loss(outputs, state):
     value, terms = barlow_twins_loss(outputs['z1'], outputs['z2'],
                                      lambd=cfg.lambd, scale=cfg.scale)
-    return value, {**terms, **common.embedding_spread(outputs['z1'])}, state
+    return value, terms, state
 
   return common.joint_embedding(config, loss)

@@ -60,8 +60,7 @@ def make(config: ml_collections.ConfigDict) -> common.Method:
     p1, p2 = common.predictions(outputs, 'byol')
     value, terms = byol_loss(p1, p2, outputs['target_z1'],
                              outputs['target_z2'])
-    return value, {**terms, 'tau': state['tau'],
-                   **common.embedding_spread(outputs['z1'])}, state
+    return value, {**terms, 'tau': state['tau']}, state
 
   def after_update(state, params, progress):
     tau = tau_schedule(progress, base_tau)

@@ -66,8 +66,12 @@ def logits_output(z: jax.Array, p: jax.Array | None) -> Outputs:
 
 def joint_embedding(config: ml_collections.ConfigDict, loss, **hooks) -> Method:
   """A method that embeds two augmented views of each image and compares
-  them: `config.augment`'s views, outputs 'z1', 'z2' (and 'p1', 'p2')."""
-  return Method(loss=loss, views=two_views(config.augment),
+  them: `config.augment`'s views, outputs 'z1', 'z2' (and 'p1', 'p2'), and
+  `loss`'s terms logged with the collapse diagnostics of z1."""
+  def loss_and_spread(outputs, state):
+    value, terms, state = loss(outputs, state)
+    return value, {**terms, **embedding_spread(outputs['z1'])}, state
+  return Method(loss=loss_and_spread, views=two_views(config.augment),
                 outputs=view_outputs, **hooks)
 
 

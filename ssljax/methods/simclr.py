@@ -38,6 +38,6 @@ def make(config: ml_collections.ConfigDict) -> common.Method:
 
   def loss(outputs, state):
     value, terms = nt_xent(outputs['z1'], outputs['z2'], temperature)
-    return value, {**terms, **common.embedding_spread(outputs['z1'])}, state
+    return value, terms, state
 
   return common.joint_embedding(config, loss)

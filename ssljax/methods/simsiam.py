@@ -27,6 +27,6 @@ def make(config: ml_collections.ConfigDict) -> common.Method:
   def loss(outputs, state):
     p1, p2 = common.predictions(outputs, 'simsiam')
     value, terms = simsiam_loss(p1, p2, outputs['z1'], outputs['z2'])
-    return value, {**terms, **common.embedding_spread(outputs['z1'])}, state
+    return value, terms, state
 
   return common.joint_embedding(config, loss)

@@ -53,7 +53,7 @@ def make(config: ml_collections.ConfigDict) -> common.Method:
   def loss(outputs, c):
     value, terms, c = tico_loss(outputs['z1'], outputs['z2'], c,
                                 beta=cfg.beta, rho=cfg.rho)
-    return value, {**terms, **common.embedding_spread(outputs['z1'])}, c
+    return value, terms, c
 
   dim = config.model.projector_widths[-1]
   return common.joint_embedding(config, loss,

@@ -60,6 +60,6 @@ def make(config: ml_collections.ConfigDict) -> common.Method:
                                sim_coeff=cfg.sim_coeff,
                                std_coeff=cfg.std_coeff,
                                cov_coeff=cfg.cov_coeff)
-    return value, {**terms, **common.embedding_spread(outputs['z1'])}, state
+    return value, terms, state
 
   return common.joint_embedding(config, loss)

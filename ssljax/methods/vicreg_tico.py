@@ -60,7 +60,7 @@ def make(config: ml_collections.ConfigDict) -> common.Method:
         outputs['z1'], outputs['z2'], c, sim_coeff=cfg.sim_coeff,
         std_coeff=cfg.std_coeff, nu=cfg.nu, beta=cfg.beta,
         normalize=cfg.normalize, both_branches=cfg.both_branches)
-    return value, {**terms, **common.embedding_spread(outputs['z1'])}, c
+    return value, terms, c
 
   dim = config.model.projector_widths[-1]
   return common.joint_embedding(

@@ -32,8 +32,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   """`lax.conv_general_dilated`, with the tap-wise kernel gradient where it
   is faster (see the module docstring)."""
   if not taps_are_faster(lhs, rhs, window_strides, lhs_dilation,
-                          rhs_dilation, dimension_numbers,
-                          feature_group_count):
+                         rhs_dilation, dimension_numbers,
+                         feature_group_count):
     return lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
         rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
@@ -42,7 +42,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2],
                                   window_strides, padding)
   return conv_with_taps(lhs, rhs, tuple(window_strides),
-               tuple(tuple(p) for p in padding), precision)
+                        tuple(tuple(p) for p in padding), precision)
 
 
 def taps_are_faster(lhs, rhs, strides, lhs_dilation, rhs_dilation,
