@@ -12,8 +12,8 @@ the table shows the median and the spread (min-max) of ms per call:
                   features (and fixed target-network outputs)
 each a part of the run's own pipeline (`ssljax.pipeline`), and, once, the
 matrix-multiply ceiling (square float32 products, or the compute dtype on
-GPU/TPU), feature extraction of 50,000 images and the linear
-probe on a 50,000 x D feature set. Data are random uint8 images of the
+GPU/TPU), feature extraction of --probe_examples images and the linear
+probe on those features. Data are random uint8 images of the
 dataset's shape: the timings do not depend on the content. Output: a table on
 stdout, and JSON with --json_out.
 """

@@ -71,6 +71,11 @@ class Pipeline:
   def replicated(self) -> NamedSharding:
     return NamedSharding(self.mesh, P())
 
+  @property
+  def batch_sharded(self) -> NamedSharding:
+    """Split on the leading (batch) axis over the mesh."""
+    return NamedSharding(self.mesh, P('data'))
+
   def initial_state(self) -> TrainState:
     """The state before the first step, replicated over the mesh."""
     rng, init_rng = jax.random.split(jax.random.PRNGKey(self.config.seed))
@@ -89,6 +94,17 @@ class Pipeline:
         method_state=self.method.init_state(params), rng=rng)
     return jax.device_put(state, self.replicated)
 
+  @functools.cached_property
+  def epoch_order(self):
+    """(rng, epoch) -> the order of the train split in that epoch,
+    replicated: a pure function of the run's key, so a resumed run sees the
+    data order of an uninterrupted one."""
+    def order(rng, epoch):
+      _, data_key = key_streams(rng)
+      return data.epoch_permutation(data_key, epoch,
+                                    self.train_info.num_examples)
+    return jax.jit(order, out_shardings=self.replicated)
+
   def inputs(self, state: TrainState, images: jax.Array, perm: jax.Array
              ) -> tuple[jax.Array, methods.Outputs]:
     """The network inputs of step `state.step`, standardised, and the
@@ -97,8 +113,7 @@ class Pipeline:
     batch_size = self.config.train.batch_size
     start = (state.step % self.steps_per_epoch) * batch_size
     idx = jax.lax.dynamic_slice_in_dim(perm, start, batch_size)
-    idx = jax.lax.with_sharding_constraint(idx,
-                                           NamedSharding(self.mesh, P('data')))
+    idx = jax.lax.with_sharding_constraint(idx, self.batch_sharded)
     aug_key, _ = key_streams(state.rng)
     x, extras = self.method.views(jax.random.fold_in(aug_key, state.step),
                                   data.to_unit_range(images[idx]))
@@ -178,8 +193,8 @@ class Pipeline:
   @functools.cached_property
   def jitted_features(self):
     """`features` jitted, the images split over the mesh."""
-    return jax.jit(self.features, in_shardings=(
-        self.replicated, NamedSharding(self.mesh, P('data'))))
+    return jax.jit(self.features,
+                   in_shardings=(self.replicated, self.batch_sharded))
 
 
 def check_batch_sizes(config: ml_collections.ConfigDict, num_devices: int):

@@ -182,10 +182,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             flush=True)
     return results
 
-  permutation = jax.jit(data.epoch_permutation, static_argnums=2,
-                        out_shardings=pipe.replicated)
   device_images = jax.device_put(train_images, pipe.replicated)
-  _, data_key = pipeline.key_streams(state.rng)
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=total_steps, writer=writer)
   eval_every = {name: round(cfg.get('every_epochs', 0) * steps_per_epoch)
@@ -199,7 +196,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   while step < total_steps:
     epoch = step // steps_per_epoch
     if epoch != perm_epoch:
-      perm, perm_epoch = permutation(data_key, epoch, len(train_images)), epoch
+      perm, perm_epoch = pipe.epoch_order(state.rng, epoch), epoch
     state, metrics = pipe.jitted_train_step(state, device_images, perm)
     step += 1
     interval_steps += 1

@@ -66,13 +66,11 @@ def run_variant(variant, splits, mesh):
   start = time.time()
   pipe = pipeline.build(config, mesh, data.describe(train_x))
   state = pipe.initial_state()
-  permutation = jax.jit(data.epoch_permutation, static_argnums=2)
-  _, data_key = pipeline.key_streams(state.rng)
-  images = jax.device_put(train_x)
+  images = jax.device_put(train_x, pipe.replicated)
   losses, std = [], float('nan')
   for step in range(pipe.total_steps):
     if step % pipe.steps_per_epoch == 0:
-      perm = permutation(data_key, step // pipe.steps_per_epoch, len(train_x))
+      perm = pipe.epoch_order(state.rng, step // pipe.steps_per_epoch)
     state, metrics = pipe.jitted_train_step(state, images, perm)
     if step % 200 == 0 or step == pipe.total_steps - 1:
       losses.append(round(float(metrics['loss']), 3))
