@@ -66,6 +66,20 @@ def load_split(name: str, split: str, data_dir: str | None = None,
           np.concatenate(labels)[order].astype(np.int32))
 
 
+def class_names(name: str, data_dir: str | None, num_classes: int
+                ) -> list[str]:
+  """The names of the dataset's classes, from its prepared TFDS metadata (no
+  data is read); the class numbers as text where there are none."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  try:
+    builder = tfds.builder(name, data_dir=data_dir_in_use(data_dir))
+    names = builder.info.features['label'].names
+  except Exception:  # pylint: disable=broad-except
+    names = []
+  return list(names) if len(names) == num_classes else [
+      str(c) for c in range(num_classes)]
+
+
 def describe(images: np.ndarray) -> SplitInfo:
   """The SplitInfo of uint8 images [N, H, W, C], exact: from each channel's
   histogram of the 256 values."""

@@ -11,6 +11,9 @@ Presets trade scale for time and keep one file per method:
 import ml_collections
 
 from ssljax import augment
+from ssljax import collapse
+from ssljax.evaluators import diagnostics
+from ssljax.evaluators import knn
 from ssljax.evaluators import linear_probe
 from ssljax.errors import InputError
 
@@ -67,7 +70,12 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   # run after training, and every `every_epochs` epochs where that is > 0.
   config.evals = ml_collections.ConfigDict()
   config.evals.linear_probe = linear_probe.default_config()
+  config.evals.knn = knn.default_config()
+  config.evals.diagnostics = diagnostics.default_config()
   config.eval_batch_size = 1000  # Images per call of the feature extraction.
+  # Collapse diagnostics at every log and their warning thresholds;
+  # num_images=0 turns them off.
+  config.diagnostics = collapse.default_config()
 
   if preset == 'cpu':
     # Views at 24x24 and evaluation at the full 32x32: the 24x24 step is much

@@ -7,7 +7,6 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 from ssljax import train
@@ -21,17 +20,10 @@ config_flags.DEFINE_config_file('config', None, 'Config file (and preset).',
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-class _QuietOrbax(logging.logging.Filter):
-  """Orbax logs every step of every save at INFO; keep its warnings only."""
-
-  def filter(self, record):
-    return '/orbax/' not in record.pathname or record.levelno >= 30
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  logging.get_absl_handler().addFilter(_QuietOrbax())
+  train.quiet_orbax()
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except InputError as e:

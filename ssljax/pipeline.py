@@ -24,6 +24,8 @@ import ml_collections
 import numpy as np
 import optax
 
+from ssljax import augment
+from ssljax import collapse
 from ssljax import data
 from ssljax import methods
 from ssljax import models
@@ -186,9 +188,59 @@ class Pipeline:
                    donate_argnums=(0,))
 
   def features(self, variables, images: jax.Array) -> jax.Array:
-    """Encoder features of uint8 images, BatchNorm in inference mode."""
-    x = data.standardize_channels(data.to_unit_range(images), self.train_info)
+    """Encoder features of images, uint8 or float in [0, 1] (augmented
+    views), BatchNorm in inference mode."""
+    if images.dtype == jnp.uint8:
+      images = data.to_unit_range(images)
+    x = data.standardize_channels(images, self.train_info)
     return self.model.apply(variables, x, method=models.SSLModel.features)
+
+  def diagnostics(self, state: TrainState, images: jax.Array
+                  ) -> dict[str, jax.Array]:
+    """The collapse diagnostics (`ssljax.collapse`) of `state` on uint8
+    held-out images: the spread, RankMe and singular values of the encoder
+    features ('feature_*') and, where the head sees one input per image, of
+    the head's outputs ('embedding_*'); the alignment and uniformity of the
+    features of two views of each image; and the method state's own
+    diagnostics.
+
+    BatchNorm normalises with the statistics of the held-out batch (and
+    keeps none), as the loss sees the network: the running averages that
+    inference uses lag behind training, and early on they make a healthy
+    network look collapsed. The views are the standard SSL augmentation
+    (`augment.default_config`) at the training image size, whatever the
+    method's own, so that alignment compares methods on the same pairs.
+    """
+    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+
+    def encode(images):
+      x = data.standardize_channels(images, self.train_info)
+      return self.encoder_forward(state.params, state.batch_stats, x)[0]
+
+    h = encode(data.to_unit_range(images))
+    measures = collapse.spread(h, 'feature')
+    if self.method.head_groups == 1:
+      (z, _), _ = self.model.apply(variables, h, train=True,
+                                   mutable=['batch_stats'],
+                                   method=models.SSLModel.heads)
+      measures.update(collapse.spread(z, 'embedding'))
+    pairs = augment.default_config()
+    pairs.image_size = self.config.augment.image_size
+    view1, view2 = augment.views(jax.random.PRNGKey(self.config.seed),
+                                 data.to_unit_range(images), pairs)
+    h1, h2 = encode(view1), encode(view2)
+    measures['alignment'] = collapse.alignment(h1, h2)
+    measures['uniformity'] = (collapse.uniformity(h1)
+                              + collapse.uniformity(h2)) / 2
+    measures.update(self.method.state_diagnostics(state.method_state))
+    return measures
+
+  @functools.cached_property
+  def jitted_diagnostics(self):
+    """`diagnostics` jitted, the images split over the mesh."""
+    return jax.jit(self.diagnostics,
+                   in_shardings=(self.replicated, self.batch_sharded),
+                   out_shardings=self.replicated)
 
   @functools.cached_property
   def jitted_features(self):
@@ -199,8 +251,11 @@ class Pipeline:
 
 def check_batch_sizes(config: ml_collections.ConfigDict, num_devices: int):
   """Every batch must split evenly over the devices."""
-  for key, value in (('train.batch_size', config.train.batch_size),
-                     ('eval_batch_size', config.eval_batch_size)):
+  sizes = [('train.batch_size', config.train.batch_size),
+           ('eval_batch_size', config.eval_batch_size)]
+  if config.diagnostics.num_images:  # 0 turns the diagnostics off.
+    sizes.append(('diagnostics.num_images', config.diagnostics.num_images))
+  for key, value in sizes:
     if value <= 0 or value % num_devices:
       raise InputError(
           f'config.{key}={value} must be a positive multiple of the device '

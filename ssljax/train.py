@@ -18,10 +18,25 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ssljax import collapse
 from ssljax import data
 from ssljax import evaluators
+from ssljax import pictures
 from ssljax import pipeline
 from ssljax.errors import InputError
+
+
+class _QuietOrbax(logging.logging.Filter):
+  """Orbax logs every step of every save and restore at INFO; keep its
+  warnings only."""
+
+  def filter(self, record):
+    return '/orbax/' not in record.pathname or record.levelno >= 30
+
+
+def quiet_orbax():
+  """Keeps orbax's INFO lines off the console of a command."""
+  logging.get_absl_handler().addFilter(_QuietOrbax())
 
 
 class TrainingDiverged(InputError):
@@ -107,12 +122,21 @@ def layout_difference(saved: dict, expected: dict, most: int = 4) -> str:
 def restore_or_init(manager: ocp.CheckpointManager,
                     state: pipeline.TrainState) -> pipeline.TrainState:
   """The latest checkpoint in `manager`, restored into the structure of
-  `state`, or `state` itself when there is none. A checkpoint of another
-  layout (another method or model config, or an older ssljax) or a damaged
-  one is refused, and nothing is changed."""
+  `state`, or `state` itself when there is none."""
   step = manager.latest_step()
   if step is None:
     return state
+  restored = restore(manager, state, step)
+  logging.info('Resumed from step %d', step)
+  print(f'Resuming from the checkpoint at step {step}.', flush=True)
+  return restored
+
+
+def restore(manager: ocp.CheckpointManager, state: pipeline.TrainState,
+            step: int) -> pipeline.TrainState:
+  """The checkpoint of `step` in `manager`, restored into the structure of
+  `state`. A checkpoint of another layout (another method or model config,
+  or an older ssljax) or a damaged one is refused, and nothing is changed."""
   where = f'{manager.directory}/{step}'
   keep = ('Nothing was changed: resume with the config the run started with '
           '(saved as config.json in the workdir) and the ssljax that wrote '
@@ -137,8 +161,6 @@ def restore_or_init(manager: ocp.CheckpointManager,
     raise InputError(
         f'The checkpoint at {where} could not be restored, it is damaged '
         f'({type(e).__name__}: {e}). ' + keep) from None
-  logging.info('Resumed from step %d', step)
-  print(f'Resuming from the checkpoint at step {step}.', flush=True)
   return restored
 
 
@@ -146,6 +168,52 @@ def scalars(prefix: str, results: dict) -> dict:
   """The numbers of an evaluator's results, for TensorBoard."""
   return {f'{prefix}/{k}': v for k, v in results.items()
           if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def record_evaluation(writer: metric_writers.MetricWriter, workdir: str,
+                      step: int, results: dict,
+                      evals: dict[str, evaluators.Evaluator]) -> dict:
+  """Writes an evaluation of the state at `step`: each evaluator's numbers
+  and pictures to TensorBoard (`<evaluator>/<key>`), the pictures as PNG in
+  `workdir/eval/<step>/`, and `workdir/eval/<step>.json`, whose top level
+  holds `step`, `feature_dim` and every evaluator's summary keys
+  (`linear_probe_accuracy`, `knn_accuracy`, `rankme`...) and whose 'evals'
+  holds every result. Prints the summary as a table; returns the JSON's
+  content."""
+  directory = os.path.join(workdir, 'eval', str(step))
+  os.makedirs(directory, exist_ok=True)
+  for name in evals:
+    for picture, image in results[name].pop('images', {}).items():
+      pictures.save_png(os.path.join(directory, f'{picture}.png'), image)
+      writer.write_images(step, {f'{name}/{picture}': image[None]})
+    writer.write_scalars(step, scalars(name, results[name]))
+  record = {'step': step, **evaluators.summary(results, evals),
+            'evals': results}
+  path = os.path.join(workdir, 'eval', f'{step}.json')
+  with open(path, 'w') as f:
+    json.dump(record, f, indent=2)
+  lines = [f'evaluation at step {step} ({path}):']
+  lines += [f'  {key:<24}{value:.4f}' if isinstance(value, float) else
+            f'  {key:<24}{value}' for key, value in record.items()
+            if key not in ('step', 'evals')]
+  lines += [f'  collapse warning: {message}'
+            for message in results.get('diagnostics', {}).get('warnings', [])]
+  print('\n'.join(lines), flush=True)
+  return record
+
+
+def write_diagnostics(writer: metric_writers.MetricWriter, step: int,
+                      measures: dict, with_picture: bool):
+  """The training loop's collapse diagnostics: numbers as scalars, spectra
+  as histograms and, `with_picture`, as one picture."""
+  curves = {k: v for k, v in measures.items() if np.ndim(v)}
+  writer.write_scalars(step, {f'collapse/{k}': v for k, v in measures.items()
+                              if not np.ndim(v)})
+  writer.write_histograms(step, {f'collapse/{k}': v
+                                 for k, v in curves.items()})
+  if with_picture:
+    writer.write_images(step, {'collapse/spectra': pictures.spectrum(
+        curves, f'spectra at step {step}')[None]})
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -173,14 +241,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                       {'augmented_views': view_grid(pipe, train_images)})
 
   def evaluate(names, state, step):
-    results = evaluators.evaluate(pipe, state, splits,
-                                  {n: evals[n] for n in names})
-    for name in names:
-      writer.write_scalars(step, scalars(name, results[name]))
-      headline = evals[name].headline
-      print(f'step {step}: {name} {headline} {results[name][headline]:.4f}',
-            flush=True)
-    return results
+    chosen = {n: evals[n] for n in names}
+    return record_evaluation(writer, workdir, step, evaluators.evaluate(
+        pipe, state, splits, chosen), chosen)
+
+  # The collapse diagnostics see the same held-out images at every log.
+  num_heldout = config.diagnostics.num_images
+  heldout = (jax.device_put(splits['test'][0][:num_heldout],
+                            pipe.batch_sharded) if num_heldout else None)
+  warned = {}  # {measure: (step, message)}: each warning is given once.
+
+  def diagnose(state, step, with_picture):
+    measures = jax.device_get(pipe.jitted_diagnostics(state, heldout))
+    write_diagnostics(writer, step, measures, with_picture)
+    for key, message in collapse.warnings(measures,
+                                          config.diagnostics).items():
+      if key not in warned:
+        warned[key] = (step, message)
+        print(f'WARNING step {step}: collapse? {message}.', flush=True)
+        writer.write_texts(step, {'collapse/warning': message})
+    return measures
 
   device_images = jax.device_put(train_images, pipe.replicated)
   report_progress = periodic_actions.ReportProgress(
@@ -192,7 +272,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_seconds = 0.0
   metric_sums, interval_steps, interval_start = None, 0, time.time()
   perm, perm_epoch = None, None
-  last_logged = {}
+  last_logged, last_diagnostics = {}, {}
   while step < total_steps:
     epoch = step // steps_per_epoch
     if epoch != perm_epoch:
@@ -222,8 +302,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       writer.write_scalars(step, {f'train/{k}': v for k, v in means.items()})
       last_logged = means
       eta = seconds / interval_steps * (total_steps - step)  # Latest pace.
+      rank = ''
+      if heldout is not None:
+        last_diagnostics = diagnose(state, step, checkpoint_now)
+        rank = f" feature rankme {last_diagnostics['feature_rankme']:.1f}"
       print(f'step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} '
-            f"loss {means['loss']:.4f} "
+            f"loss {means['loss']:.4f}{rank} "
             f"{means['images_per_second']:.0f} img/s eta {eta / 60:.1f} min",
             flush=True)
       metric_sums, interval_steps, interval_start = None, 0, time.time()
@@ -237,7 +321,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       interval_start += time.time() - eval_start  # Not training time.
   manager.wait_until_finished()
 
-  eval_results = evaluate(list(evals), state, step)
+  evaluation = evaluate(list(evals), state, step) if evals else {}
   writer.flush()
   results = {
       'method': config.method.name,
@@ -245,8 +329,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       'epochs': step / steps_per_epoch,
       'train_seconds_this_run': train_seconds,
       'total_seconds_this_run': time.time() - start_time,
-      'evals': eval_results,
+      'evals': evaluation.get('evals', {}),
+      'eval_summary': {k: v for k, v in evaluation.items() if k != 'evals'},
       'last_logged_train_metrics': last_logged,
+      'last_diagnostics': {k: float(v) for k, v in last_diagnostics.items()
+                           if not np.ndim(v)},
+      'collapse_warnings': [{'step': s, 'measure': k, 'message': m}
+                            for k, (s, m) in warned.items()],
       'input_standardization': {'mean': pipe.train_info.mean.tolist(),
                                 'std': pipe.train_info.std.tolist()},
       'devices': [str(d) for d in jax.devices()],

@@ -7,9 +7,11 @@ import types
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
 from ssljax import defaults
 from ssljax import evaluators
+from ssljax.errors import InputError
 from ssljax.pipeline import TrainState
 
 
@@ -33,18 +35,22 @@ def test_features_are_extracted_once_and_shared_by_every_evaluator():
   seen = []
   record = lambda name: evaluators.Evaluator(
       run=lambda f: seen.append((name, f)) or {'n': len(f.train)},
-      headline='n')
+      summary={f'{name}_n': 'n'})
   results = evaluators.evaluate(pipe, state, splits,
                                 {'a': record('a'), 'b': record('b')})
   assert calls == [4, 4, 4, 4, 4]  # 10 train + 6 test images, padded.
   assert results['a'] == results['b'] == {'n': 10}
   assert results['features']['dim'] == 2
+  assert evaluators.summary(results, {'a': record('a'), 'b': record('b')}) == {
+      'feature_dim': 2, 'a_n': 10, 'b_n': 10}
   assert [name for name, _ in seen] == ['a', 'b']
   assert seen[0][1] is seen[1][1]  # One extraction, shared.
   features = seen[0][1]
   np.testing.assert_array_equal(
       features.train, 2.0 * splits['train'][0].reshape(10, -1)[:, :2])
   np.testing.assert_array_equal(features.test_labels, splits['test'][1])
+  assert features.test_images is splits['test'][0]
+  assert features.pipe is pipe and features.state is state
 
 
 def test_every_evaluator_module_builds_from_the_default_config():
@@ -55,3 +61,18 @@ def test_every_evaluator_module_builds_from_the_default_config():
   built = evaluators.make_all(config)
   assert set(built) == set(evaluators.names())
   assert all(isinstance(e, evaluators.Evaluator) for e in built.values())
+
+
+def test_chosen_evaluators_take_the_configs_settings_else_their_defaults():
+  config = defaults.get_config('smoke')
+  config.evals = ml_collections.ConfigDict(
+      {'knn': dict(every_epochs=0.0, k=3, temperature=0.1, chunk=10)})
+  built = evaluators.make_all(config, ['knn', 'feature_map'])
+  assert list(built) == ['knn', 'feature_map']
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((40, 4))
+  labels = np.arange(40) % 2
+  features = evaluators.Features(x, labels, x[:10], labels[:10])
+  assert built['knn'].run(features)['k'] == 3  # The config's, not 200.
+  with pytest.raises(InputError, match="Unknown evaluators \\['nearest'\\]"):
+    evaluators.make_all(config, ['knn', 'nearest'])

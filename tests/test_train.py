@@ -132,8 +132,9 @@ def test_unknown_names_fail_naming_the_key_and_choices(tiny_config, key, value,
 
 
 def test_unknown_evaluator_fails_naming_the_choices(tiny_config):
-  tiny_config.evals.knn = {'every_epochs': 0.0}
-  with pytest.raises(InputError, match=r"\['knn'\].*'linear_probe'"):
+  tiny_config.evals.nearest_neighbours = {'every_epochs': 0.0}
+  with pytest.raises(InputError,
+                     match=r"\['nearest_neighbours'\].*'knn', 'linear_probe'"):
     evaluators.make_all(tiny_config)
 
 

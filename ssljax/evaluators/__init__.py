@@ -14,7 +14,7 @@ import functools
 import importlib
 import pkgutil
 import time
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import ml_collections
@@ -24,19 +24,30 @@ from ssljax.errors import InputError
 
 
 class Features(NamedTuple):
-  """Encoder features [N, F] and labels of the train and test splits."""
+  """What an evaluator sees: the encoder features [N, F] and labels of the
+  train and test splits, extracted once and shared; and, for evaluators
+  that need more (other views of the images, the heads, the method's
+  state), the uint8 images, the pipeline and the evaluated train state
+  (None where a caller has only features, as the benchmark)."""
   train: np.ndarray
   train_labels: np.ndarray
   test: np.ndarray
   test_labels: np.ndarray
+  train_images: np.ndarray | None = None
+  test_images: np.ndarray | None = None
+  pipe: Any = None  # pipeline.Pipeline
+  state: Any = None  # pipeline.TrainState
 
 
 @dataclasses.dataclass(frozen=True)
 class Evaluator:
-  """run: features -> {name: value}, JSON-serialisable; scalar values also
-  go to TensorBoard. headline: the key printed after an evaluation."""
+  """run: features -> {name: value}, JSON-serialisable, except 'images':
+  {name: uint8 [H, W, 3]} pictures, which are saved as PNG and TensorBoard
+  images. Numbers also go to TensorBoard. summary: {key in the evaluation's
+  top level: key in run's result}, what is printed after an evaluation and
+  what scripts read (`linear_probe_accuracy`)."""
   run: Callable[[Features], dict]
-  headline: str
+  summary: dict[str, str]
 
 
 def names() -> list[str]:
@@ -44,15 +55,24 @@ def names() -> list[str]:
   return sorted(m.name for m in pkgutil.iter_modules(__path__))
 
 
-def make_all(config: ml_collections.ConfigDict) -> dict[str, Evaluator]:
-  """The evaluators `config.evals` lists, each bound to its settings; an
-  unknown name fails naming the allowed values."""
-  unknown = sorted(set(config.evals) - set(names()))
+def make_all(config: ml_collections.ConfigDict,
+             chosen: Sequence[str] | None = None) -> dict[str, Evaluator]:
+  """The evaluators `chosen` (default: those `config.evals` lists), each
+  bound to its settings in `config.evals`, or to its defaults where the
+  config has none; an unknown name fails naming the allowed values."""
+  chosen = list(config.evals) if chosen is None else list(chosen)
+  unknown = sorted(set(chosen) - set(names()))
   if unknown:
-    raise InputError(f'config.evals lists {unknown}, not known evaluators; '
-                     f'allowed values: {names()}')
-  return {name: importlib.import_module(f'{__name__}.{name}').make(
-      eval_config, config) for name, eval_config in config.evals.items()}
+    raise InputError(f'Unknown evaluators {unknown}; allowed values: '
+                     f'{names()} (config.evals, or --evals of '
+                     'ssljax.evaluate).')
+  built = {}
+  for name in chosen:
+    module = importlib.import_module(f'{__name__}.{name}')
+    eval_config = (config.evals[name] if name in config.evals
+                   else module.default_config())
+    built[name] = module.make(eval_config, config)
+  return built
 
 
 def extract_features(encode: Callable[[np.ndarray], jax.Array],
@@ -76,11 +96,12 @@ def encoder_features(pipe, state, splits: dict) -> Features:
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
   encode = functools.partial(pipe.jitted_features, variables)
   batch_size = pipe.config.eval_batch_size
+  (train_images, train_labels), (test_images, test_labels) = (
+      splits['train'], splits['test'])
   return Features(
-      extract_features(encode, splits['train'][0], batch_size),
-      splits['train'][1],
-      extract_features(encode, splits['test'][0], batch_size),
-      splits['test'][1])
+      extract_features(encode, train_images, batch_size), train_labels,
+      extract_features(encode, test_images, batch_size), test_labels,
+      train_images, test_images, pipe, state)
 
 
 def evaluate(pipe, state, splits: dict, evaluators: dict[str, Evaluator]
@@ -97,3 +118,13 @@ def evaluate(pipe, state, splits: dict, evaluators: dict[str, Evaluator]
   for name, evaluator in evaluators.items():
     results[name] = evaluator.run(features)
   return results
+
+
+def summary(results: dict, evaluators: dict[str, Evaluator]) -> dict:
+  """{top-level key: number} of an evaluation's results: each evaluator's
+  `summary`, and `feature_dim`."""
+  top = {'feature_dim': results['features']['dim']}
+  for name, evaluator in evaluators.items():
+    for key, result_key in evaluator.summary.items():
+      top[key] = results[name][result_key]
+  return top

@@ -19,7 +19,9 @@ import ml_collections
 import numpy as np
 import optax
 
+from ssljax import data
 from ssljax import evaluators
+from ssljax import pictures
 
 
 @jax.custom_vjp
@@ -136,8 +138,9 @@ def linear_probe(train_features: np.ndarray, train_labels: np.ndarray,
                  test_features: np.ndarray, test_labels: np.ndarray, *,
                  l2_grid: Sequence[float], holdout_fraction: float,
                  num_steps: int, seed: int) -> dict:
-  """Returns test/train accuracy, the chosen L2 and the held-out accuracies
-  and cross-entropies."""
+  """Returns test/train accuracy, the test confusion matrix (rows: true
+  class, columns: predicted), the chosen L2 and the held-out accuracies and
+  cross-entropies."""
   start = time.time()
   num_classes = int(max(train_labels.max(), test_labels.max())) + 1
   order = np.random.default_rng(seed).permutation(len(train_features))
@@ -165,8 +168,12 @@ def linear_probe(train_features: np.ndarray, train_labels: np.ndarray,
   params = fit(train_x, train_labels, grid[best], num_classes=num_classes,
                num_steps=num_steps,
                init=jax.tree.map(lambda p: p[best], path))
+  test_predictions = np.asarray(jnp.argmax(predict(params, test_x), axis=1))
+  confusion = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(confusion, (test_labels, test_predictions), 1)
   return {
-      'test_accuracy': float(accuracy(predict(params, test_x), test_labels)),
+      'test_accuracy': float(np.mean(test_predictions == test_labels)),
+      'confusion_matrix': confusion.tolist(),
       'train_accuracy': float(accuracy(predict(params, train_x),
                                        train_labels)),
       'best_l2': float(ordered[best]),
@@ -189,9 +196,17 @@ def default_config() -> ml_collections.ConfigDict:
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:
   def run(features: evaluators.Features) -> dict:
-    return linear_probe(
+    result = linear_probe(
         features.train, features.train_labels, features.test,
         features.test_labels, l2_grid=tuple(eval_config.l2_grid),
         holdout_fraction=eval_config.holdout_fraction,
         num_steps=eval_config.num_steps, seed=config.seed)
-  return evaluators.Evaluator(run=run, headline='test_accuracy')
+    confusion = np.asarray(result['confusion_matrix'])
+    names = data.class_names(config.data.name, config.data.data_dir or None,
+                             len(confusion))
+    result['images'] = {'confusion_matrix': pictures.confusion_matrix(
+        confusion, names, f'linear probe, test accuracy '
+        f"{result['test_accuracy']:.4f}")}
+    return result
+  return evaluators.Evaluator(run=run, summary={
+      'linear_probe_accuracy': 'test_accuracy'})

@@ -58,6 +58,9 @@ class Method:
     after_update: (state, updated online params, progress in [0, 1)) -> the
       state after the optimizer step (BYOL's moving average); unchanged by
       default.
+    state_diagnostics: state -> {name: array} the collapse diagnostics log
+      beside the representation's (TiCo's running covariance in numbers:
+      `collapse.matrix_summary`); none by default.
     head_groups: how many consecutive blocks of the inputs the head sees at
       once: the inputs are `head_groups` blocks of N (block g holds part g
       of every image) and the head gets each image's G encoder features side
@@ -71,6 +74,8 @@ class Method:
       lambda state, project, x: {})
   after_update: Callable[[Any, Any, jax.Array], Any] = (
       lambda state, params, progress: state)
+  state_diagnostics: Callable[[Any], dict[str, jax.Array]] = (
+      lambda state: {})
   head_groups: int = 1
 
 

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from ssljax import collapse
 from ssljax.methods import common
 
 
@@ -35,6 +36,12 @@ def covariance_contrast(z: jax.Array, c: jax.Array) -> jax.Array:
   return jnp.mean(jnp.sum((z @ c) * z, axis=1))
 
 
+def covariance_summary(c: jax.Array) -> dict[str, jax.Array]:
+  """C's trace, top eigenvalues and effective rank: how much of the
+  embedding space the memory of past batches already covers."""
+  return collapse.matrix_summary(c, 'running_covariance')
+
+
 def tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *, beta: float,
               rho: float) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
   """Returns the TiCo loss, its unweighted terms and the updated C."""
@@ -56,5 +63,6 @@ def make(config: ml_collections.ConfigDict) -> common.Method:
     return value, terms, c
 
   dim = config.model.projector_widths[-1]
-  return common.joint_embedding(config, loss,
-                                init_state=lambda params: zero_covariance(dim))
+  return common.joint_embedding(
+      config, loss, init_state=lambda params: zero_covariance(dim),
+      state_diagnostics=covariance_summary)

@@ -64,4 +64,5 @@ def make(config: ml_collections.ConfigDict) -> common.Method:
 
   dim = config.model.projector_widths[-1]
   return common.joint_embedding(
-      config, loss, init_state=lambda params: tico.zero_covariance(dim))
+      config, loss, init_state=lambda params: tico.zero_covariance(dim),
+      state_diagnostics=tico.covariance_summary)

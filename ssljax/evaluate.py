@@ -1,0 +1,108 @@
+"""Command line: evaluate a saved checkpoint without retraining.
+
+  python -m ssljax.evaluate --workdir=DIR [--step=N] [--evals=knn,diagnostics]
+
+It rebuilds the run from DIR/config.json, restores the checkpoint of step N
+(default: the latest), extracts the encoder features of the train and test
+splits once, runs the evaluators on them (default: the linear probe, kNN,
+the collapse diagnostics and the t-SNE map), and writes DIR/eval/<N>.json,
+the pictures as DIR/eval/<N>/*.png and TensorBoard summaries under DIR/eval.
+"""
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+from clu import metric_writers
+import ml_collections
+
+from ssljax import data
+from ssljax import defaults
+from ssljax import evaluators
+from ssljax import pipeline
+from ssljax import train
+from ssljax.errors import InputError
+
+DEFAULT_EVALS = ('linear_probe', 'knn', 'diagnostics', 'feature_map')
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', None, 'The workdir of a training run.')
+flags.DEFINE_integer('step', None, 'The checkpoint to evaluate; default: the '
+                     'latest.')
+flags.DEFINE_list('evals', list(DEFAULT_EVALS), 'Evaluators to run, by name '
+                  f'(any of {evaluators.names()}); their settings come from '
+                  "the run's config.evals, else their defaults.")
+flags.mark_flags_as_required(['workdir'])
+
+
+def _with_defaults(saved: dict, default: dict) -> dict:
+  """`saved` with JSON lists as tuples, and every key of `default` it lacks
+  (settings added to ssljax after the run was started)."""
+  merged = {key: tuple(value) if isinstance(value, list) else value
+            for key, value in saved.items()}
+  for key, value in default.items():
+    if key not in merged:
+      merged[key] = value
+    elif isinstance(value, dict) and isinstance(merged[key], dict):
+      merged[key] = _with_defaults(merged[key], value)
+  for key, value in merged.items():
+    if isinstance(value, dict) and key not in default:
+      merged[key] = _with_defaults(value, {})
+  return merged
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run was started with (its workdir's config.json)."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.isfile(path):
+    raise InputError(f'{path} does not exist: {workdir!r} is not the workdir '
+                     'of an ssljax training run (python -m ssljax.main '
+                     'writes config.json there when it starts).')
+  with open(path) as f:
+    saved = json.load(f)
+  default = defaults.get_config(saved.get('preset', 'full')).to_dict()
+  return ml_collections.ConfigDict(_with_defaults(saved, default))
+
+
+def evaluate_checkpoint(workdir: str, step: int | None = None,
+                        chosen=DEFAULT_EVALS) -> dict:
+  """Evaluates the checkpoint of `step` (default: the latest) in `workdir`
+  with the evaluators `chosen`; returns what DIR/eval/<step>.json holds."""
+  config = load_config(workdir)
+  evals = evaluators.make_all(config, chosen)
+  directory = os.path.join(workdir, 'checkpoints')
+  steps = (sorted(train.checkpoint_manager(directory).all_steps())
+           if os.path.isdir(directory) else [])
+  if not steps:
+    raise InputError(f'{directory} holds no checkpoint to evaluate.')
+  step = steps[-1] if step is None else step
+  if step not in steps:
+    raise InputError(f'{directory} holds no checkpoint of step {step}; '
+                     f'it holds steps {steps}.')
+  splits = train.load_splits(config)
+  pipe = pipeline.build(config, pipeline.data_mesh(),
+                        data.describe(splits['train'][0]))
+  state = train.restore(train.checkpoint_manager(directory),
+                        pipe.initial_state(), step)
+  writer = metric_writers.create_default_writer(
+      os.path.join(workdir, 'eval'), just_logging=False)
+  record = train.record_evaluation(
+      writer, workdir, step, evaluators.evaluate(pipe, state, splits, evals),
+      evals)
+  writer.flush()
+  return record
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  train.quiet_orbax()
+  try:
+    evaluate_checkpoint(FLAGS.workdir, FLAGS.step, FLAGS.evals)
+  except InputError as e:
+    sys.exit(f'ssljax: {e}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,53 @@
+"""Collapse diagnostics of a checkpoint (`ssljax.collapse`), with its
+spectrum as a picture and the warnings the thresholds of
+`config.diagnostics` raise.
+
+The encoder features are judged on the whole test split (RankMe needs many
+more images than dimensions); the embeddings, alignment, uniformity and the
+method state's own numbers on the first `num_images` test images, as the
+training loop does at every log.
+"""
+import jax
+import ml_collections
+import numpy as np
+
+from ssljax import collapse
+from ssljax import evaluators
+from ssljax import pictures
+from ssljax.errors import InputError
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """num_images: the held-out images of the embedding, alignment and
+  uniformity measures; a multiple of every usual device count."""
+  return ml_collections.ConfigDict(dict(every_epochs=0.0, num_images=1024))
+
+
+def make(eval_config: ml_collections.ConfigDict,
+         config: ml_collections.ConfigDict) -> evaluators.Evaluator:
+  if eval_config.num_images < 2:
+    raise InputError(f'config.evals.diagnostics.num_images='
+                     f'{eval_config.num_images} must be at least 2 (pairs of '
+                     'images make the uniformity).')
+
+  def run(features: evaluators.Features) -> dict:
+    pipe = features.pipe
+    measures = jax.device_get(pipe.jitted_diagnostics(
+        features.state, features.test_images[:eval_config.num_images]))
+    measures.update(jax.device_get(jax.jit(
+        collapse.spread, static_argnums=1)(features.test, 'feature')))
+    found = collapse.warnings(measures, config.diagnostics)
+    curves = {name[:-len('_singular_values')]: measures[name]
+              for name in measures if name.endswith('_singular_values')}
+    curves.update({name[:-len('_eigenvalues')]: measures[name]
+                   for name in measures if name.endswith('_eigenvalues')})
+    result = {name: (value.tolist() if np.ndim(value) else value.item())
+              for name, value in measures.items()}
+    result['warnings'] = list(found.values())
+    result['images'] = {'spectrum': pictures.spectrum(
+        curves, f'spectra at step {int(features.state.step)}')}
+    return result
+
+  return evaluators.Evaluator(run=run, summary={
+      'rankme': 'feature_rankme', 'alignment': 'alignment',
+      'uniformity': 'uniformity'})

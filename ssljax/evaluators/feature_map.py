@@ -1,0 +1,53 @@
+"""A 2-D map of the test features coloured by class: t-SNE (van der Maaten &
+Hinton 2008, scikit-learn's Barnes-Hut implementation) of the L2-normalised
+encoder features of the first `num_images` test images, so that one sees
+which classes the representation separates and which it mixes.
+
+t-SNE keeps neighbourhoods, not distances: clusters that are far apart on
+the map are not thereby far apart in feature space. It costs about a minute
+for 5,000 images on a 2-core CPU, so it is not among the default evaluators
+of a training run; `python -m ssljax.evaluate` runs it.
+"""
+import time
+
+import ml_collections
+import numpy as np
+from sklearn import manifold
+
+from ssljax import data
+from ssljax import evaluators
+from ssljax import pictures
+from ssljax.errors import InputError
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """perplexity 30: scikit-learn's default and the paper's usual range
+  (5-50)."""
+  return ml_collections.ConfigDict(dict(every_epochs=0.0, num_images=5000,
+                                        perplexity=30.0))
+
+
+def make(eval_config: ml_collections.ConfigDict,
+         config: ml_collections.ConfigDict) -> evaluators.Evaluator:
+  if eval_config.num_images < 2:
+    raise InputError(f'config.evals.feature_map.num_images='
+                     f'{eval_config.num_images} must be at least 2.')
+
+  def run(features: evaluators.Features) -> dict:
+    start = time.time()
+    x = features.test[:eval_config.num_images].astype(np.float32)
+    labels = features.test_labels[:len(x)]
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    perplexity = min(eval_config.perplexity, (len(x) - 1) / 3)
+    points = manifold.TSNE(n_components=2, perplexity=perplexity,
+                           init='pca', random_state=config.seed).fit_transform(x)
+    names = data.class_names(config.data.name, config.data.data_dir or None,
+                             int(features.test_labels.max()) + 1)
+    picture = pictures.class_map(
+        points, labels, names, f't-SNE of {len(x)} test images, step '
+        f'{int(features.state.step)}')
+    return {'num_images': len(x), 'perplexity': perplexity,
+            'seconds': time.time() - start,
+            'images': {'feature_map': picture}}
+
+  return evaluators.Evaluator(run=run, summary={})

@@ -1,0 +1,98 @@
+"""`python -m ssljax.evaluate`: a saved checkpoint evaluated without
+retraining, its JSON, pictures and TensorBoard summaries, and bad input."""
+import json
+import os
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+import tensorflow_datasets as tfds
+from tensorboard.backend.event_processing import event_accumulator
+
+from ssljax import evaluate
+from ssljax import train
+from ssljax.errors import InputError
+
+
+def _write_config(config, workdir):
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    f.write(config.to_json_best_effort(indent=2))
+
+
+def test_saved_config_loads_with_tuples_and_settings_added_since(
+    tiny_config, tmp_path):
+  saved = json.loads(tiny_config.to_json_best_effort())
+  del saved['diagnostics']  # A run started before the diagnostics existed.
+  with open(tmp_path / 'config.json', 'w') as f:
+    json.dump(saved, f)
+  config = evaluate.load_config(str(tmp_path))
+  assert config.model.projector_widths == (32, 32, 32)
+  assert config.augment.crop_scale == tuple(tiny_config.augment.crop_scale)
+  assert config.method.name == 'vicreg'
+  assert config.diagnostics.num_images == 512  # The default, filled in.
+  assert config.train.batch_size == 16
+
+
+def test_bad_workdirs_and_steps_are_refused_in_one_message(tiny_config,
+                                                           tmp_path):
+  with pytest.raises(InputError, match='is not the workdir of an ssljax'):
+    evaluate.evaluate_checkpoint(str(tmp_path / 'none'))
+  _write_config(tiny_config, tmp_path)
+  with pytest.raises(InputError, match='holds no checkpoint to evaluate'):
+    evaluate.evaluate_checkpoint(str(tmp_path))
+  with ocp.CheckpointManager(tmp_path / 'checkpoints') as manager:
+    manager.save(3, args=ocp.args.StandardSave({'a': np.zeros(2)}))
+  with pytest.raises(InputError, match=r'no checkpoint of step 5; it holds '
+                     r'steps \[3\]'):
+    evaluate.evaluate_checkpoint(str(tmp_path), step=5)
+  with pytest.raises(InputError, match="Unknown evaluators \\['probe'\\]"):
+    evaluate.evaluate_checkpoint(str(tmp_path), chosen=['probe'])
+
+
+def _tags(directory):
+  events = event_accumulator.EventAccumulator(
+      str(directory), size_guidance={event_accumulator.TENSORS: 0,
+                                     event_accumulator.IMAGES: 0})
+  events.Reload()
+  return events
+
+
+@pytest.mark.slow
+def test_checkpoint_of_a_finished_run_is_evaluated_with_json_and_pictures(
+    tiny_config, tmp_path):
+  from ssljax.methods import vicreg_tico  # pylint: disable=g-import-not-at-top
+  tiny_config.method = vicreg_tico.default_config()
+  with tfds.testing.mock_data(num_examples=64):
+    train.train_and_evaluate(tiny_config, str(tmp_path))
+    # The earlier of the kept checkpoints, not the latest.
+    record = evaluate.evaluate_checkpoint(str(tmp_path), step=4)
+
+  with open(tmp_path / 'eval' / '4.json') as f:
+    saved = json.load(f)
+  assert saved == json.loads(json.dumps(record))
+  for key in ('linear_probe_accuracy', 'knn_accuracy', 'rankme', 'alignment',
+              'uniformity', 'feature_dim', 'step'):
+    assert isinstance(saved[key], (int, float)), key
+  assert saved['step'] == 4 and saved['feature_dim'] == 32
+  assert 1.0 <= saved['rankme'] <= 32
+  diagnostics = saved['evals']['diagnostics']
+  assert diagnostics['running_covariance_trace'] > 0  # TiCo's C summarised.
+  assert len(diagnostics['running_covariance_eigenvalues']) == 32
+  assert sorted(os.listdir(tmp_path / 'eval' / '4')) == [
+      'confusion_matrix.png', 'feature_map.png', 'spectrum.png']
+  events = _tags(tmp_path / 'eval')
+  assert [e.step for e in events.Tensors('knn/accuracy')] == [4]
+  assert 'diagnostics/spectrum' in events.Tags()['tensors']
+
+  # The training run itself logged the diagnostics at every log and its
+  # final evaluation the same way.
+  run_events = _tags(tmp_path)
+  for tag in ('collapse/feature_rankme', 'collapse/embedding_rankme',
+              'collapse/alignment', 'collapse/uniformity',
+              'collapse/running_covariance_effective_rank',
+              'collapse/embedding_singular_values'):
+    assert [e.step for e in run_events.Tensors(tag)] == [2, 4, 6], tag
+  with open(tmp_path / 'eval' / '6.json') as f:
+    assert set(json.load(f)) >= {'linear_probe_accuracy', 'knn_accuracy',
+                                 'rankme'}
