@@ -12,8 +12,9 @@ the table shows the median and the spread (min-max) of ms per call:
                   features (and fixed target-network outputs)
 each a part of the run's own pipeline (`ssljax.pipeline`), and, once, the
 matrix-multiply ceiling (square float32 products, or the compute dtype on
-GPU/TPU), feature extraction of --probe_examples images and the linear
-probe on those features. Data are random uint8 images of the
+GPU/TPU), feature extraction of --probe_examples images, the linear
+probe and kNN on those features, and the collapse diagnostics of a log
+(timed with the variants). Data are random uint8 images of the
 dataset's shape: the timings do not depend on the content. Output: a table on
 stdout, and JSON with --json_out.
 """
@@ -34,6 +35,7 @@ from ssljax import data
 from ssljax import evaluators
 from ssljax import models
 from ssljax import pipeline
+from ssljax.evaluators import knn
 from ssljax.evaluators import linear_probe
 
 FLAGS = flags.FLAGS
@@ -87,9 +89,12 @@ def run(config, steps: int = 5, repeats: int = 5,
   batch = config.train.batch_size
   host_images = np.random.default_rng(0).integers(
       0, 256, (8 * batch, 32, 32, 3), np.uint8)  # An epoch of 8 steps.
+  host_labels = np.arange(len(host_images)) % 10
   pipe = pipeline.build(config, pipeline.data_mesh(),
-                        data.describe(host_images))
+                        data.describe(host_images, host_labels))
   images = jax.device_put(host_images, pipe.replicated)
+  labels = (None if pipe.model.classifier is None else
+            jax.device_put(host_labels, pipe.replicated))
   perm = jax.device_put(jnp.arange(len(host_images)), pipe.replicated)
   state = pipe.initial_state()
   results = {'config': config.method.name, 'batch_size': batch,
@@ -98,7 +103,7 @@ def run(config, steps: int = 5, repeats: int = 5,
 
   # Full step, with its compile time.
   start = time.perf_counter()
-  pipe.jitted_train_step.lower(state, images, perm).compile()
+  pipe.jitted_train_step.lower(state, images, perm, labels).compile()
   results['compile_seconds'] = time.perf_counter() - start
 
   # The method's inputs of the batch alone (two augmented views, rotations,
@@ -161,10 +166,26 @@ def run(config, steps: int = 5, repeats: int = 5,
   results['probe_seconds'] = probe['seconds']
   results['probe_examples'] = probe_examples
   results['feature_dim'] = int(features.shape[1])
+  results['knn_seconds'] = knn.make(config.evals.knn, config).run(
+      evaluators.Features(features, classes, features[:10000],
+                          classes[:10000]))['seconds']
+
+  # The collapse diagnostics the loop runs at every log.
+  num_heldout = config.diagnostics.num_images
+  if num_heldout:
+    heldout = jax.device_put(np.random.default_rng(3).integers(
+        0, 256, (num_heldout, 32, 32, 3), np.uint8), pipe.batch_sharded)
+
+    def diagnose(s, images):
+      jax.block_until_ready(pipe.jitted_diagnostics(s, images))
+      return s, images
+
+    variants['diagnostics'] = (diagnose, (state, heldout))
+  results['diagnostics_images'] = num_heldout
 
   # The step donates its state: it gets a copy of the one the others read.
   variants['train_step'] = (
-      lambda s, i, p: (pipe.jitted_train_step(s, i, p)[0], i, p),
+      lambda s, i, p: (pipe.jitted_train_step(s, i, p, labels)[0], i, p),
       (jax.tree.map(jnp.copy, state), images, perm))
   results.update(time_interleaved(variants, steps, repeats))
   results['peak_host_memory_gb'] = resource.getrusage(
@@ -204,7 +225,12 @@ def report(r: dict) -> str:
       f"compile {r['compile_seconds']:.1f} s; feature extraction of "
       f"{r['probe_examples']:,} images {r['feature_extraction_seconds']:.1f} "
       f"s; probe on {r['probe_examples']:,} x "
-      f"{r['feature_dim']} {r['probe_seconds']:.1f} s",
+      f"{r['feature_dim']} {r['probe_seconds']:.1f} s; kNN of 10,000 "
+      f"against {r['probe_examples']:,} {r['knn_seconds']:.1f} s",
+      (f"collapse diagnostics of {r['diagnostics_images']} held-out images "
+       f"{r['diagnostics'][0] * 1e3:.0f} ms per log = "
+       f"{r['diagnostics'][0] / r['train_step'][0]:.2f} train steps"
+       if r['diagnostics_images'] else 'collapse diagnostics off'),
       f"peak host memory {r['peak_host_memory_gb']:.2f} GB, peak device "
       f"memory {r['peak_device_memory_gb']:.2f} GB (0: not reported)"]
   return '\n'.join(lines)

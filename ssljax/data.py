@@ -16,11 +16,13 @@ from ssljax.errors import InputError
 
 class SplitInfo(NamedTuple):
   """What a run needs to know of its train split: its size (for the length
-  of an epoch) and its per-channel mean and std in [0, 1] units (to
-  standardise the network's inputs)."""
+  of an epoch), its per-channel mean and std in [0, 1] units (to
+  standardise the network's inputs), and its number of classes (for the
+  online probe; 0 when the labels were not seen)."""
   num_examples: int
   mean: np.ndarray
   std: np.ndarray
+  num_classes: int = 0
 
 
 class DatasetNotFoundError(InputError):
@@ -80,16 +82,19 @@ def class_names(name: str, data_dir: str | None, num_classes: int
       str(c) for c in range(num_classes)]
 
 
-def describe(images: np.ndarray) -> SplitInfo:
-  """The SplitInfo of uint8 images [N, H, W, C], exact: from each channel's
-  histogram of the 256 values."""
+def describe(images: np.ndarray, labels: np.ndarray | None = None
+             ) -> SplitInfo:
+  """The SplitInfo of uint8 images [N, H, W, C] and their integer labels,
+  exact: from each channel's histogram of the 256 values."""
   counts = np.stack([np.bincount(images[..., c].ravel(), minlength=256)
                      for c in range(images.shape[-1])])
   values = np.arange(256) / 255.0
   total = counts.sum(axis=1)
   mean = counts @ values / total
   std = np.sqrt(counts @ values ** 2 / total - mean ** 2)
-  return SplitInfo(len(images), mean.astype(np.float32), std.astype(np.float32))
+  num_classes = 0 if labels is None else int(labels.max()) + 1
+  return SplitInfo(len(images), mean.astype(np.float32),
+                   std.astype(np.float32), num_classes)
 
 
 def to_unit_range(images: jax.Array) -> jax.Array:

@@ -15,6 +15,7 @@ from ssljax import collapse
 from ssljax.evaluators import diagnostics
 from ssljax.evaluators import knn
 from ssljax.evaluators import linear_probe
+from ssljax.evaluators import online_probe
 from ssljax.errors import InputError
 
 PRESETS = ('full', 'cpu', 'smoke')
@@ -45,6 +46,11 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   config.model.projector_last_norm = False  # SimSiam: True.
   config.model.projector_last_bias = False  # Pretext classifiers: True.
   config.model.predictor_widths = ()  # BYOL/SimSiam: hidden, output.
+  # A linear classifier on the detached encoder features of each image's
+  # first view, trained on the labels by the same optimizer (as DeepMind's
+  # BYOL and solo-learn do): accuracy while training, for one small matmul
+  # per step. Off, so that the step is label-free unless asked.
+  config.model.online_probe = False
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 256
@@ -72,6 +78,7 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   config.evals.linear_probe = linear_probe.default_config()
   config.evals.knn = knn.default_config()
   config.evals.diagnostics = diagnostics.default_config()
+  config.evals.online_probe = online_probe.default_config()  # If trained.
   config.eval_batch_size = 1000  # Images per call of the feature extraction.
   # Collapse diagnostics at every log and their warning thresholds;
   # num_images=0 turns them off.

@@ -1,13 +1,17 @@
 """Command line: evaluate a saved checkpoint without retraining.
 
   python -m ssljax.evaluate --workdir=DIR [--step=N] [--evals=knn,diagnostics]
+      [--set=knn.k=20 --set=sgd_probe.epochs=10 ...]
 
 It rebuilds the run from DIR/config.json, restores the checkpoint of step N
 (default: the latest), extracts the encoder features of the train and test
 splits once, runs the evaluators on them (default: the linear probe, kNN,
-the collapse diagnostics and the t-SNE map), and writes DIR/eval/<N>.json,
+the collapse diagnostics, the t-SNE map and, where the run trained one, the
+online probe), and writes DIR/eval/<N>.json,
 the pictures as DIR/eval/<N>/*.png and TensorBoard summaries under DIR/eval.
 """
+import ast
+import importlib
 import json
 import os
 import sys
@@ -24,7 +28,8 @@ from ssljax import pipeline
 from ssljax import train
 from ssljax.errors import InputError
 
-DEFAULT_EVALS = ('linear_probe', 'knn', 'diagnostics', 'feature_map')
+DEFAULT_EVALS = ('linear_probe', 'knn', 'diagnostics', 'feature_map',
+                 'online_probe')
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'The workdir of a training run.')
@@ -33,6 +38,9 @@ flags.DEFINE_integer('step', None, 'The checkpoint to evaluate; default: the '
 flags.DEFINE_list('evals', list(DEFAULT_EVALS), 'Evaluators to run, by name '
                   f'(any of {evaluators.names()}); their settings come from '
                   "the run's config.evals, else their defaults.")
+flags.DEFINE_multi_string('set', [], 'EVALUATOR.KEY=VALUE: changes one '
+                          "setting of an evaluator from the run's config or "
+                          'its default, e.g. --set=knn.k=20.')
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -52,6 +60,33 @@ def _with_defaults(saved: dict, default: dict) -> dict:
   return merged
 
 
+def apply_settings(config: ml_collections.ConfigDict, chosen,
+                   settings: list[str]):
+  """Applies `--set` values (EVALUATOR.KEY=VALUE, VALUE a Python literal or
+  else text) to `config.evals`, starting an evaluator the run did not list
+  from its defaults."""
+  for setting in settings:
+    target, _, text = setting.partition('=')
+    name, _, key = target.partition('.')
+    if not key or name not in set(chosen) & set(evaluators.names()):
+      raise InputError(f'--set={setting} must be EVALUATOR.KEY=VALUE for one '
+                       f'of the evaluators run ({list(chosen)}).')
+    if name not in config.evals:
+      config.evals[name] = importlib.import_module(
+          f'ssljax.evaluators.{name}').default_config()
+    if key not in config.evals[name]:
+      raise InputError(f'--set={setting}: {name} has no setting {key!r}; '
+                       f'its settings: {sorted(config.evals[name])}.')
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    try:
+      config.evals[name][key] = value
+    except TypeError as e:
+      raise InputError(f'--set={setting}: {e}') from None
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a run was started with (its workdir's config.json)."""
   path = os.path.join(workdir, 'config.json')
@@ -66,10 +101,12 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def evaluate_checkpoint(workdir: str, step: int | None = None,
-                        chosen=DEFAULT_EVALS) -> dict:
+                        chosen=DEFAULT_EVALS, settings=()) -> dict:
   """Evaluates the checkpoint of `step` (default: the latest) in `workdir`
-  with the evaluators `chosen`; returns what DIR/eval/<step>.json holds."""
+  with the evaluators `chosen`, their settings changed by `settings` (see
+  `apply_settings`); returns what DIR/eval/<step>.json holds."""
   config = load_config(workdir)
+  apply_settings(config, chosen, list(settings))
   evals = evaluators.make_all(config, chosen)
   directory = os.path.join(workdir, 'checkpoints')
   steps = (sorted(train.checkpoint_manager(directory).all_steps())
@@ -82,7 +119,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
                      f'it holds steps {steps}.')
   splits = train.load_splits(config)
   pipe = pipeline.build(config, pipeline.data_mesh(),
-                        data.describe(splits['train'][0]))
+                        data.describe(*splits['train']))
   state = train.restore(train.checkpoint_manager(directory),
                         pipe.initial_state(), step)
   writer = metric_writers.create_default_writer(
@@ -99,7 +136,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   train.quiet_orbax()
   try:
-    evaluate_checkpoint(FLAGS.workdir, FLAGS.step, FLAGS.evals)
+    evaluate_checkpoint(FLAGS.workdir, FLAGS.step, FLAGS.evals, FLAGS.set)
   except InputError as e:
     sys.exit(f'ssljax: {e}')
 

@@ -107,15 +107,20 @@ class Pipeline:
                                     self.train_info.num_examples)
     return jax.jit(order, out_shardings=self.replicated)
 
-  def inputs(self, state: TrainState, images: jax.Array, perm: jax.Array
-             ) -> tuple[jax.Array, methods.Outputs]:
-    """The network inputs of step `state.step`, standardised, and the
-    method's extra outputs (labels): the batch `perm[i*B:(i+1)*B]` of the
-    device-resident uint8 split, as the method transforms it."""
+  def batch_indices(self, state: TrainState, perm: jax.Array) -> jax.Array:
+    """The split's indices of the batch of step `state.step`:
+    `perm[i*B:(i+1)*B]`, split over the mesh."""
     batch_size = self.config.train.batch_size
     start = (state.step % self.steps_per_epoch) * batch_size
     idx = jax.lax.dynamic_slice_in_dim(perm, start, batch_size)
-    idx = jax.lax.with_sharding_constraint(idx, self.batch_sharded)
+    return jax.lax.with_sharding_constraint(idx, self.batch_sharded)
+
+  def inputs(self, state: TrainState, images: jax.Array, perm: jax.Array
+             ) -> tuple[jax.Array, methods.Outputs]:
+    """The network inputs of step `state.step`, standardised, and the
+    method's extra outputs (labels): the batch of the device-resident uint8
+    split, as the method transforms it."""
+    idx = self.batch_indices(state, perm)
     aug_key, _ = key_streams(state.rng)
     x, extras = self.method.views(jax.random.fold_in(aug_key, state.step),
                                   data.to_unit_range(images[idx]))
@@ -140,10 +145,33 @@ class Pipeline:
         {**self.method.outputs(z, p), **extras}, method_state)
     return loss, (terms, method_state, updates['batch_stats'])
 
-  def loss(self, params, batch_stats, method_state, x, extras):
-    """The differentiated objective: encoder, heads and method loss."""
+  def online_probe_loss(self, params, h, labels
+                        ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The online probe's cross-entropy and accuracy on the encoder features
+    `h` of the step's first input of each image (its first view or part),
+    detached: it trains the probe alone."""
+    first = h[:labels.shape[0], :h.shape[1] // self.method.head_groups]
+    logits = self.model.apply({'params': params}, first,
+                              method=models.SSLModel.classify)
+    cross_entropy = jnp.mean(
+        optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+    return cross_entropy, {
+        'online_probe_cross_entropy': cross_entropy,
+        'online_probe_accuracy': jnp.mean(jnp.argmax(logits, -1) == labels)}
+
+  def loss(self, params, batch_stats, method_state, x, extras, labels=None):
+    """The differentiated objective: encoder, heads and method loss, plus
+    the online probe's cross-entropy when there are `labels`: (objective,
+    (method loss, terms, next method state, updated BatchNorm
+    statistics))."""
     h, batch_stats = self.encoder_forward(params, batch_stats, x)
-    return self.head_loss(params, batch_stats, method_state, h, extras)
+    loss, (terms, method_state, batch_stats) = self.head_loss(
+        params, batch_stats, method_state, h, extras)
+    objective = loss
+    if labels is not None:
+      probe_loss, probe_terms = self.online_probe_loss(params, h, labels)
+      objective, terms = loss + probe_loss, {**terms, **probe_terms}
+    return objective, (loss, terms, method_state, batch_stats)
 
   def targets(self, state: TrainState, x: jax.Array) -> methods.Outputs:
     """The method's outputs computed without gradient (BYOL's target)."""
@@ -155,19 +183,27 @@ class Pipeline:
     return jax.lax.stop_gradient(
         self.method.targets(state.method_state, project, x))
 
-  def train_step(self, state: TrainState, images: jax.Array, perm: jax.Array
+  def train_step(self, state: TrainState, images: jax.Array, perm: jax.Array,
+                 labels: jax.Array | None = None
                  ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimizer step on the batch of step `state.step`.
+    """One optimizer step on the batch of step `state.step`; the split's
+    `labels` are given exactly when the model has an online probe, and are
+    seen by nothing else.
 
     All inputs of a batch (both views, all tiles) go through the network as
     one batch, so BatchNorm statistics are over the whole global batch (as
     in SimCLR), and the result does not depend on the device count.
     """
+    if (labels is None) != (self.model.classifier is None):
+      raise ValueError('The labels are for the online probe: pass them '
+                       'exactly when config.model.online_probe is on.')
     x, extras = self.inputs(state, images, perm)
     extras = {**extras, **self.targets(state, x)}
-    (loss, (terms, method_state, batch_stats)), grads = jax.value_and_grad(
+    if labels is not None:
+      labels = labels[self.batch_indices(state, perm)]
+    (_, (loss, terms, method_state, batch_stats)), grads = jax.value_and_grad(
         self.loss, has_aux=True)(state.params, state.batch_stats,
-                                 state.method_state, x, extras)
+                                 state.method_state, x, extras, labels)
     updates, opt_state = self.optimizer.update(grads, state.opt_state,
                                                state.params)
     params = optax.apply_updates(state.params, updates)
@@ -213,9 +249,12 @@ class Pipeline:
     """
     variables = {'params': state.params, 'batch_stats': state.batch_stats}
 
-    def encode(images):
+    def encode(images):  # One feature vector per image, whatever the head.
       x = data.standardize_channels(images, self.train_info)
-      return self.encoder_forward(state.params, state.batch_stats, x)[0]
+      h, _ = self.model.apply(variables, x, train=True, head_groups=1,
+                              mutable=['batch_stats'],
+                              method=models.SSLModel.encode)
+      return h
 
     h = encode(data.to_unit_range(images))
     measures = collapse.spread(h, 'feature')
@@ -268,7 +307,7 @@ def build(config: ml_collections.ConfigDict, mesh: Mesh,
   `train_info`. Unknown names and batch sizes the devices cannot share
   fail here, naming the key and the allowed values."""
   method = methods.make(config)
-  model = models.create_model(config)
+  model = models.create_model(config, train_info.num_classes)
   check_batch_sizes(config, mesh.size)
   steps_per_epoch = train_info.num_examples // config.train.batch_size
   if steps_per_epoch == 0:

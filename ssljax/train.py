@@ -178,8 +178,9 @@ def record_evaluation(writer: metric_writers.MetricWriter, workdir: str,
   `workdir/eval/<step>/`, and `workdir/eval/<step>.json`, whose top level
   holds `step`, `feature_dim` and every evaluator's summary keys
   (`linear_probe_accuracy`, `knn_accuracy`, `rankme`...) and whose 'evals'
-  holds every result. Prints the summary as a table; returns the JSON's
-  content."""
+  holds every result; an earlier evaluation of the step there keeps the
+  results of the evaluators not run now. Prints the summary as a table;
+  returns the JSON's content."""
   directory = os.path.join(workdir, 'eval', str(step))
   os.makedirs(directory, exist_ok=True)
   for name in evals:
@@ -187,17 +188,21 @@ def record_evaluation(writer: metric_writers.MetricWriter, workdir: str,
       pictures.save_png(os.path.join(directory, f'{picture}.png'), image)
       writer.write_images(step, {f'{name}/{picture}': image[None]})
     writer.write_scalars(step, scalars(name, results[name]))
-  record = {'step': step, **evaluators.summary(results, evals),
-            'evals': results}
   path = os.path.join(workdir, 'eval', f'{step}.json')
+  record = {'step': step, 'evals': {}}
+  if os.path.exists(path):  # An earlier evaluation of this step: keep it.
+    with open(path) as f:
+      record = json.load(f)
+  record.update(evaluators.summary(results, evals))
+  record['evals'].update(results)
   with open(path, 'w') as f:
     json.dump(record, f, indent=2)
   lines = [f'evaluation at step {step} ({path}):']
   lines += [f'  {key:<24}{value:.4f}' if isinstance(value, float) else
             f'  {key:<24}{value}' for key, value in record.items()
             if key not in ('step', 'evals')]
-  lines += [f'  collapse warning: {message}'
-            for message in results.get('diagnostics', {}).get('warnings', [])]
+  for name, evaluator in evals.items():
+    lines += [f'  {line}' for line in evaluator.details(results[name])]
   print('\n'.join(lines), flush=True)
   return record
 
@@ -213,7 +218,8 @@ def write_diagnostics(writer: metric_writers.MetricWriter, step: int,
                                  for k, v in curves.items()})
   if with_picture:
     writer.write_images(step, {'collapse/spectra': pictures.spectrum(
-        curves, f'spectra at step {step}')[None]})
+        {k.replace('_', ' '): v for k, v in curves.items()},
+        f'spectra at step {step}')[None]})
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -224,7 +230,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   evals = evaluators.make_all(config)
   splits = load_splits(config)
   train_images = splits['train'][0]
-  pipe = pipeline.build(config, mesh, data.describe(train_images))
+  pipe = pipeline.build(config, mesh,
+                        data.describe(train_images, splits['train'][1]))
   steps_per_epoch, total_steps = pipe.steps_per_epoch, pipe.total_steps
 
   state = pipe.initial_state()
@@ -258,11 +265,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                           config.diagnostics).items():
       if key not in warned:
         warned[key] = (step, message)
-        print(f'WARNING step {step}: collapse? {message}.', flush=True)
+        print(f'WARNING step {step}: the run may be collapsing: {message}.',
+              flush=True)
         writer.write_texts(step, {'collapse/warning': message})
     return measures
 
   device_images = jax.device_put(train_images, pipe.replicated)
+  # Only the online probe sees labels; without it the step is label-free.
+  device_labels = (None if pipe.model.classifier is None else
+                   jax.device_put(splits['train'][1], pipe.replicated))
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=total_steps, writer=writer)
   eval_every = {name: round(cfg.get('every_epochs', 0) * steps_per_epoch)
@@ -277,7 +288,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     epoch = step // steps_per_epoch
     if epoch != perm_epoch:
       perm, perm_epoch = pipe.epoch_order(state.rng, epoch), epoch
-    state, metrics = pipe.jitted_train_step(state, device_images, perm)
+    state, metrics = pipe.jitted_train_step(state, device_images, perm,
+                                            device_labels)
     step += 1
     interval_steps += 1
     metric_sums = metrics if metric_sums is None else jax.tree.map(

@@ -11,7 +11,8 @@ from ssljax import bench
 def test_bench_reports_every_stage(tiny_config, use_method):
   use_method(tiny_config, 'byol')  # Predictor and target network: all paths.
   results = bench.run(tiny_config, steps=1, repeats=2, probe_examples=64)
-  for name in ('train_step', 'augment', 'encoder_fwd_bwd', 'heads_loss_update'):
+  for name in ('train_step', 'augment', 'encoder_fwd_bwd', 'heads_loss_update',
+               'diagnostics'):
     median, low, high = results[name]
     assert 0 < low <= median <= high, name
   assert results['encoder_fwd_bwd_flops_per_image'] > (
@@ -19,8 +20,10 @@ def test_bench_reports_every_stage(tiny_config, use_method):
   assert results['matmul_flops_per_second'] > 1e8
   assert results['heads_loss_update_flops'] > 0
   assert results['feature_dim'] == 32 and results['compile_seconds'] > 0
+  assert results['knn_seconds'] > 0
   table = bench.report(results)
   assert 'x encoder' in table and 'of the matmul ceiling' in table
+  assert 'collapse diagnostics of 512 held-out images' in table
 
 
 @pytest.mark.slow

@@ -48,6 +48,28 @@ def test_bad_workdirs_and_steps_are_refused_in_one_message(tiny_config,
     evaluate.evaluate_checkpoint(str(tmp_path), step=5)
   with pytest.raises(InputError, match="Unknown evaluators \\['probe'\\]"):
     evaluate.evaluate_checkpoint(str(tmp_path), chosen=['probe'])
+  for setting, message in (
+      ('knn=3', 'must be EVALUATOR.KEY=VALUE'),
+      ('feature_map.k=3', r"one of the evaluators run \(\['knn'\]\)"),
+      ('knn.neighbours=3', "knn has no setting 'neighbours'; its settings: "
+       r"\['chunk', 'every_epochs', 'k', 'temperature'\]"),
+      ('knn.k=three', 'knn.k=three: ')):
+    with pytest.raises(InputError, match=message):
+      evaluate.evaluate_checkpoint(str(tmp_path), chosen=['knn'],
+                                   settings=[setting])
+
+
+def test_settings_change_the_evaluators_config(tiny_config):
+  tiny_config.evals = {'knn': {'every_epochs': 0.0, 'k': 200,
+                               'temperature': 0.1, 'chunk': 500}}
+  chosen = ['knn', 'sgd_probe']
+  evaluate.apply_settings(tiny_config, chosen, [
+      'knn.k=20', 'sgd_probe.epochs=3', 'sgd_probe.crop_scale=(0.2, 1.0)'])
+  assert tiny_config.evals.knn.k == 20
+  assert tiny_config.evals.knn.temperature == 0.1  # The run's, kept.
+  assert tiny_config.evals.sgd_probe.epochs == 3
+  assert tiny_config.evals.sgd_probe.learning_rate == 0.1  # Its default.
+  assert tiny_config.evals.sgd_probe.crop_scale == (0.2, 1.0)
 
 
 def _tags(directory):
@@ -67,10 +89,15 @@ def test_checkpoint_of_a_finished_run_is_evaluated_with_json_and_pictures(
     train.train_and_evaluate(tiny_config, str(tmp_path))
     # The earlier of the kept checkpoints, not the latest.
     record = evaluate.evaluate_checkpoint(str(tmp_path), step=4)
+    # Evaluating again with one evaluator keeps the others' results.
+    again = evaluate.evaluate_checkpoint(str(tmp_path), step=4,
+                                         chosen=['knn'])
 
   with open(tmp_path / 'eval' / '4.json') as f:
     saved = json.load(f)
-  assert saved == json.loads(json.dumps(record))
+  assert saved == json.loads(json.dumps(again))
+  assert saved['linear_probe_accuracy'] == record['linear_probe_accuracy']
+  assert saved['knn_accuracy'] == record['knn_accuracy']  # Deterministic.
   for key in ('linear_probe_accuracy', 'knn_accuracy', 'rankme', 'alignment',
               'uniformity', 'feature_dim', 'step'):
     assert isinstance(saved[key], (int, float)), key

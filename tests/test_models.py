@@ -13,7 +13,8 @@ def _config(backbone, width=1.0, projector=(64, 64, 32)):
   return ml_collections.ConfigDict({'model': {
       'backbone': backbone, 'width': width, 'dtype': 'float32',
       'projector_widths': projector, 'projector_last_norm': False,
-      'projector_last_bias': False, 'predictor_widths': ()}})
+      'projector_last_bias': False, 'predictor_widths': (),
+      'online_probe': False}})
 
 
 def _count(tree):

@@ -45,9 +45,11 @@ class Evaluator:
   {name: uint8 [H, W, 3]} pictures, which are saved as PNG and TensorBoard
   images. Numbers also go to TensorBoard. summary: {key in the evaluation's
   top level: key in run's result}, what is printed after an evaluation and
-  what scripts read (`linear_probe_accuracy`)."""
+  what scripts read (`linear_probe_accuracy`). details: result -> more
+  lines for the printed table (collapse warnings); none by default."""
   run: Callable[[Features], dict]
   summary: dict[str, str]
+  details: Callable[[dict], list[str]] = lambda result: []
 
 
 def names() -> list[str]:
@@ -122,9 +124,10 @@ def evaluate(pipe, state, splits: dict, evaluators: dict[str, Evaluator]
 
 def summary(results: dict, evaluators: dict[str, Evaluator]) -> dict:
   """{top-level key: number} of an evaluation's results: each evaluator's
-  `summary`, and `feature_dim`."""
+  `summary` where its result has the key, and `feature_dim`."""
   top = {'feature_dim': results['features']['dim']}
   for name, evaluator in evaluators.items():
     for key, result_key in evaluator.summary.items():
-      top[key] = results[name][result_key]
+      if result_key in results[name]:
+        top[key] = results[name][result_key]
   return top

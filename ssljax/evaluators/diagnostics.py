@@ -37,10 +37,8 @@ def make(eval_config: ml_collections.ConfigDict,
     measures.update(jax.device_get(jax.jit(
         collapse.spread, static_argnums=1)(features.test, 'feature')))
     found = collapse.warnings(measures, config.diagnostics)
-    curves = {name[:-len('_singular_values')]: measures[name]
-              for name in measures if name.endswith('_singular_values')}
-    curves.update({name[:-len('_eigenvalues')]: measures[name]
-                   for name in measures if name.endswith('_eigenvalues')})
+    curves = {name.replace('_', ' '): measures[name] for name in measures
+              if name.endswith(('_singular_values', '_eigenvalues'))}
     result = {name: (value.tolist() if np.ndim(value) else value.item())
               for name, value in measures.items()}
     result['warnings'] = list(found.values())
@@ -48,6 +46,21 @@ def make(eval_config: ml_collections.ConfigDict,
         curves, f'spectra at step {int(features.state.step)}')}
     return result
 
-  return evaluators.Evaluator(run=run, summary={
-      'rankme': 'feature_rankme', 'alignment': 'alignment',
-      'uniformity': 'uniformity'})
+  def details(result: dict) -> list[str]:
+    lines = [f"embedding: RankMe {result['embedding_rankme']:.1f} of at "
+             f"most {len(result['embedding_singular_values'])}, normalised "
+             f"std {result['embedding_normalized_std_mean']:.4f} (1/sqrt(D) "
+             f"= {result['embedding_dim'] ** -0.5:.4f})"
+             ] if 'embedding_rankme' in result else []
+    for name in result:
+      if name.endswith('_trace'):
+        prefix = name[:-len('_trace')]
+        top = ', '.join(f'{v:.3g}' for v in result[f'{prefix}_eigenvalues'][:5])
+        lines.append(f'{prefix}: trace {result[name]:.4g}, effective rank '
+                     f"{result[f'{prefix}_effective_rank']:.1f}, top "
+                     f'eigenvalues {top}')
+    return lines + [f'collapse warning: {w}' for w in result['warnings']]
+
+  return evaluators.Evaluator(
+      run=run, summary={'rankme': 'feature_rankme', 'alignment': 'alignment',
+                        'uniformity': 'uniformity'}, details=details)

@@ -40,15 +40,22 @@ class SSLModel(nn.Module):
   `heads` returns the projector output (a pretext task's classifier) and the
   predictor output (None without a predictor). `project` stops at the
   projector (BYOL's target network); `features` runs the encoder alone in
-  inference mode, what the evaluators see.
+  inference mode, what the evaluators see. `classify` is the optional online
+  probe, a linear classifier on encoder features that no gradient leaves.
   """
   encoder: nn.Module
   projector: nn.Module
   predictor: nn.Module | None = None
+  classifier: nn.Module | None = None
 
   def __call__(self, x, train: bool, head_groups: int = 1):
     h = self.encode(x, train, head_groups)
+    if self.classifier is not None:  # Creates its parameters at init.
+      self.classify(h[:, :h.shape[1] // head_groups])
     return (h, *self.heads(h, train))
+
+  def classify(self, h):
+    return self.classifier(jax.lax.stop_gradient(h))
 
   def encode(self, x, train: bool, head_groups: int = 1):
     return group_features(self.encoder(x, train), head_groups)
@@ -64,8 +71,11 @@ class SSLModel(nn.Module):
     return self.encoder(x, train=False)
 
 
-def create_model(config: ml_collections.ConfigDict) -> SSLModel:
-  """Builds the model named by `config.model`; bad names fail with the choices."""
+def create_model(config: ml_collections.ConfigDict,
+                 num_classes: int = 0) -> SSLModel:
+  """Builds the model named by `config.model`, with an online probe over
+  `num_classes` when `config.model.online_probe`; bad names fail with the
+  choices."""
   if config.model.backbone not in BACKBONES:
     raise InputError(
         f'config.model.backbone={config.model.backbone!r} is not known; '
@@ -79,9 +89,16 @@ def create_model(config: ml_collections.ConfigDict) -> SSLModel:
   if config.model.predictor_widths:
     predictor = MLP(widths=tuple(config.model.predictor_widths),
                     last_bias=True, dtype=dtype)
+  classifier = None
+  if config.model.online_probe:
+    if num_classes < 2:
+      raise InputError('config.model.online_probe=True needs the labels of '
+                       'the train split, and this run has none.')
+    classifier = nn.Dense(num_classes, dtype=jnp.float32)
   return SSLModel(
       encoder=BACKBONES[config.model.backbone](width=config.model.width,
                                                dtype=dtype),
+      classifier=classifier,
       projector=MLP(widths=tuple(config.model.projector_widths),
                     last_bias=config.model.projector_last_bias,
                     last_norm=config.model.projector_last_norm, dtype=dtype),
