@@ -173,8 +173,8 @@ def run(config, steps: int = 5, repeats: int = 5,
   # The collapse diagnostics the loop runs at every log.
   num_heldout = config.diagnostics.num_images
   if num_heldout:
-    heldout = jax.device_put(np.random.default_rng(3).integers(
-        0, 256, (num_heldout, 32, 32, 3), np.uint8), pipe.batch_sharded)
+    heldout = pipe.jitted_diagnostic_views(np.random.default_rng(3).integers(
+        0, 256, (num_heldout, 32, 32, 3), np.uint8))
 
     def diagnose(s, images):
       jax.block_until_ready(pipe.jitted_diagnostics(s, images))

@@ -36,7 +36,7 @@ def default_config() -> ml_collections.ConfigDict:
     D), the largest value it can take.
   """
   return ml_collections.ConfigDict(dict(
-      num_images=512, min_std_fraction=0.2, min_rank_fraction=0.05))
+      num_images=256, min_std_fraction=0.2, min_rank_fraction=0.05))
 
 
 def singular_values(x: jax.Array) -> jax.Array:

@@ -124,7 +124,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
                         pipe.initial_state(), step)
   writer = metric_writers.create_default_writer(
       os.path.join(workdir, 'eval'), just_logging=False)
-  record = train.record_evaluation(
+  record = evaluators.record(
       writer, workdir, step, evaluators.evaluate(pipe, state, splits, evals),
       evals)
   writer.flush()

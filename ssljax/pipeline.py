@@ -231,21 +231,31 @@ class Pipeline:
     x = data.standardize_channels(images, self.train_info)
     return self.model.apply(variables, x, method=models.SSLModel.features)
 
-  def diagnostics(self, state: TrainState, images: jax.Array
-                  ) -> dict[str, jax.Array]:
-    """The collapse diagnostics (`ssljax.collapse`) of `state` on uint8
-    held-out images: the spread, RankMe and singular values of the encoder
-    features ('feature_*') and, where the head sees one input per image, of
-    the head's outputs ('embedding_*'); the alignment and uniformity of the
-    features of two views of each image; and the method state's own
-    diagnostics.
+  def diagnostic_views(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Two views of each uint8 held-out image, what `diagnostics` measures:
+    the standard SSL augmentation (`augment.default_config`) at the training
+    image size, whatever the method's own, so that alignment compares
+    methods on the same pairs; drawn from the run's seed, so that they are
+    made once and every log sees the same pairs."""
+    pairs = augment.default_config()
+    pairs.image_size = self.config.augment.image_size
+    return augment.views(jax.random.PRNGKey(self.config.seed),
+                         data.to_unit_range(images), pairs)
+
+  def diagnostics(self, state: TrainState,
+                  views: tuple[jax.Array, jax.Array]) -> dict[str, jax.Array]:
+    """The collapse diagnostics (`ssljax.collapse`) of `state` on the two
+    `diagnostic_views` of held-out images: the spread, RankMe and singular
+    values of the first views' encoder features ('feature_*') and, where
+    the head sees one input per image, of the head's outputs
+    ('embedding_*'); the alignment and uniformity of the features of both
+    views; and the method state's own diagnostics. Measuring the spread on
+    the views too keeps the cost at two encoder passes over the batch.
 
     BatchNorm normalises with the statistics of the held-out batch (and
     keeps none), as the loss sees the network: the running averages that
     inference uses lag behind training, and early on they make a healthy
-    network look collapsed. The views are the standard SSL augmentation
-    (`augment.default_config`) at the training image size, whatever the
-    method's own, so that alignment compares methods on the same pairs.
+    network look collapsed.
     """
     variables = {'params': state.params, 'batch_stats': state.batch_stats}
 
@@ -256,18 +266,13 @@ class Pipeline:
                               method=models.SSLModel.encode)
       return h
 
-    h = encode(data.to_unit_range(images))
-    measures = collapse.spread(h, 'feature')
+    h1, h2 = encode(views[0]), encode(views[1])
+    measures = collapse.spread(h1, 'feature')
     if self.method.head_groups == 1:
-      (z, _), _ = self.model.apply(variables, h, train=True,
+      (z, _), _ = self.model.apply(variables, h1, train=True,
                                    mutable=['batch_stats'],
                                    method=models.SSLModel.heads)
       measures.update(collapse.spread(z, 'embedding'))
-    pairs = augment.default_config()
-    pairs.image_size = self.config.augment.image_size
-    view1, view2 = augment.views(jax.random.PRNGKey(self.config.seed),
-                                 data.to_unit_range(images), pairs)
-    h1, h2 = encode(view1), encode(view2)
     measures['alignment'] = collapse.alignment(h1, h2)
     measures['uniformity'] = (collapse.uniformity(h1)
                               + collapse.uniformity(h2)) / 2
@@ -275,8 +280,14 @@ class Pipeline:
     return measures
 
   @functools.cached_property
+  def jitted_diagnostic_views(self):
+    """`diagnostic_views` jitted, the images split over the mesh."""
+    return jax.jit(self.diagnostic_views, in_shardings=self.batch_sharded,
+                   out_shardings=self.batch_sharded)
+
+  @functools.cached_property
   def jitted_diagnostics(self):
-    """`diagnostics` jitted, the images split over the mesh."""
+    """`diagnostics` jitted, the views split over the mesh."""
     return jax.jit(self.diagnostics,
                    in_shardings=(self.replicated, self.batch_sharded),
                    out_shardings=self.replicated)

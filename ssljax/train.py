@@ -164,49 +164,6 @@ def restore(manager: ocp.CheckpointManager, state: pipeline.TrainState,
   return restored
 
 
-def scalars(prefix: str, results: dict) -> dict:
-  """The numbers of an evaluator's results, for TensorBoard."""
-  return {f'{prefix}/{k}': v for k, v in results.items()
-          if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-def record_evaluation(writer: metric_writers.MetricWriter, workdir: str,
-                      step: int, results: dict,
-                      evals: dict[str, evaluators.Evaluator]) -> dict:
-  """Writes an evaluation of the state at `step`: each evaluator's numbers
-  and pictures to TensorBoard (`<evaluator>/<key>`), the pictures as PNG in
-  `workdir/eval/<step>/`, and `workdir/eval/<step>.json`, whose top level
-  holds `step`, `feature_dim` and every evaluator's summary keys
-  (`linear_probe_accuracy`, `knn_accuracy`, `rankme`...) and whose 'evals'
-  holds every result; an earlier evaluation of the step there keeps the
-  results of the evaluators not run now. Prints the summary as a table;
-  returns the JSON's content."""
-  directory = os.path.join(workdir, 'eval', str(step))
-  os.makedirs(directory, exist_ok=True)
-  for name in evals:
-    for picture, image in results[name].pop('images', {}).items():
-      pictures.save_png(os.path.join(directory, f'{picture}.png'), image)
-      writer.write_images(step, {f'{name}/{picture}': image[None]})
-    writer.write_scalars(step, scalars(name, results[name]))
-  path = os.path.join(workdir, 'eval', f'{step}.json')
-  record = {'step': step, 'evals': {}}
-  if os.path.exists(path):  # An earlier evaluation of this step: keep it.
-    with open(path) as f:
-      record = json.load(f)
-  record.update(evaluators.summary(results, evals))
-  record['evals'].update(results)
-  with open(path, 'w') as f:
-    json.dump(record, f, indent=2)
-  lines = [f'evaluation at step {step} ({path}):']
-  lines += [f'  {key:<24}{value:.4f}' if isinstance(value, float) else
-            f'  {key:<24}{value}' for key, value in record.items()
-            if key not in ('step', 'evals')]
-  for name, evaluator in evals.items():
-    lines += [f'  {line}' for line in evaluator.details(results[name])]
-  print('\n'.join(lines), flush=True)
-  return record
-
-
 def write_diagnostics(writer: metric_writers.MetricWriter, step: int,
                       measures: dict, with_picture: bool):
   """The training loop's collapse diagnostics: numbers as scalars, spectra
@@ -249,13 +206,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   def evaluate(names, state, step):
     chosen = {n: evals[n] for n in names}
-    return record_evaluation(writer, workdir, step, evaluators.evaluate(
+    return evaluators.record(writer, workdir, step, evaluators.evaluate(
         pipe, state, splits, chosen), chosen)
 
-  # The collapse diagnostics see the same held-out images at every log.
+  # The collapse diagnostics see the same held-out views at every log.
   num_heldout = config.diagnostics.num_images
-  heldout = (jax.device_put(splits['test'][0][:num_heldout],
-                            pipe.batch_sharded) if num_heldout else None)
+  heldout = (pipe.jitted_diagnostic_views(splits['test'][0][:num_heldout])
+             if num_heldout else None)
   warned = {}  # {measure: (step, message)}: each warning is given once.
 
   def diagnose(state, step, with_picture):

@@ -5,21 +5,26 @@ and `make(eval_config, config) -> Evaluator`. `config.evals` lists the ones
 a run uses, by module name, each with its settings; as in big_vision, each
 is built once from its config. The training loop runs every listed
 evaluator at the end of training, and every `every_epochs` epochs where that
-is set, on features extracted once per evaluation and shared by all of them;
-it writes each one's numbers under its own name in results.json and
-TensorBoard.
+is set, and `python -m ssljax.evaluate` runs them on any checkpoint, on
+features extracted once per evaluation and shared by all of them. `record`
+writes an evaluation: each evaluator's numbers and pictures under its own
+name in DIR/eval/<step>.json, DIR/eval/<step>/*.png and TensorBoard.
 """
 import dataclasses
 import functools
 import importlib
+import json
+import os
 import pkgutil
 import time
 from typing import Any, Callable, NamedTuple, Sequence
 
+from clu import metric_writers
 import jax
 import ml_collections
 import numpy as np
 
+from ssljax import pictures
 from ssljax.errors import InputError
 
 
@@ -131,3 +136,45 @@ def summary(results: dict, evaluators: dict[str, Evaluator]) -> dict:
       if result_key in results[name]:
         top[key] = results[name][result_key]
   return top
+
+
+def _scalars(prefix: str, results: dict) -> dict:
+  """The numbers of an evaluator's results, for TensorBoard."""
+  return {f'{prefix}/{k}': v for k, v in results.items()
+          if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def record(writer: metric_writers.MetricWriter, workdir: str, step: int,
+           results: dict, evals: dict[str, Evaluator]) -> dict:
+  """Writes an evaluation of the state at `step`: each evaluator's numbers
+  and pictures to TensorBoard (`<evaluator>/<key>`), the pictures as PNG in
+  `workdir/eval/<step>/`, and `workdir/eval/<step>.json`, whose top level
+  holds `step`, `feature_dim` and every evaluator's summary keys
+  (`linear_probe_accuracy`, `knn_accuracy`, `rankme`...) and whose 'evals'
+  holds every result; an earlier evaluation of the step there keeps the
+  results of the evaluators not run now. Prints the summary as a table;
+  returns the JSON's content."""
+  directory = os.path.join(workdir, 'eval', str(step))
+  os.makedirs(directory, exist_ok=True)
+  for name in evals:
+    for picture, image in results[name].pop('images', {}).items():
+      pictures.save_png(os.path.join(directory, f'{picture}.png'), image)
+      writer.write_images(step, {f'{name}/{picture}': image[None]})
+    writer.write_scalars(step, _scalars(name, results[name]))
+  path = os.path.join(workdir, 'eval', f'{step}.json')
+  record = {'step': step, 'evals': {}}
+  if os.path.exists(path):  # An earlier evaluation of this step: keep it.
+    with open(path) as f:
+      record = json.load(f)
+  record.update(summary(results, evals))
+  record['evals'].update(results)
+  with open(path, 'w') as f:
+    json.dump(record, f, indent=2)
+  lines = [f'evaluation at step {step} ({path}):']
+  lines += [f'  {key:<24}{value:.4f}' if isinstance(value, float) else
+            f'  {key:<24}{value}' for key, value in record.items()
+            if key not in ('step', 'evals')]
+  for name, evaluator in evals.items():
+    lines += [f'  {line}' for line in evaluator.details(results[name])]
+  print('\n'.join(lines), flush=True)
+  return record

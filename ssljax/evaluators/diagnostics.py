@@ -2,10 +2,12 @@
 spectrum as a picture and the warnings the thresholds of
 `config.diagnostics` raise.
 
-The encoder features are judged on the whole test split (RankMe needs many
-more images than dimensions); the embeddings, alignment, uniformity and the
-method state's own numbers on the first `num_images` test images, as the
-training loop does at every log.
+The encoder features ('feature_*') are the evaluated ones, BatchNorm in
+inference mode, on the whole clean test split (RankMe needs many more images
+than dimensions). The embeddings, alignment and uniformity are measured as
+the training loop measures them at every log (`Pipeline.diagnostics`), on
+two views of the first `num_images` test images, and so is the method
+state.
 """
 import jax
 import ml_collections
@@ -32,8 +34,9 @@ def make(eval_config: ml_collections.ConfigDict,
 
   def run(features: evaluators.Features) -> dict:
     pipe = features.pipe
-    measures = jax.device_get(pipe.jitted_diagnostics(
-        features.state, features.test_images[:eval_config.num_images]))
+    views = pipe.jitted_diagnostic_views(
+        features.test_images[:eval_config.num_images])
+    measures = jax.device_get(pipe.jitted_diagnostics(features.state, views))
     measures.update(jax.device_get(jax.jit(
         collapse.spread, static_argnums=1)(features.test, 'feature')))
     found = collapse.warnings(measures, config.diagnostics)
