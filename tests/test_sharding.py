@@ -1,4 +1,5 @@
-"""The train step gives the same result on 8 devices as on 1.
+"""The train step and the collapse diagnostics give the same result on 8
+devices as on 1.
 
 JAX fixes the device count when it starts, so when this session has fewer than
 8 devices each test re-runs itself in a subprocess with 8 simulated CPU
@@ -24,10 +25,12 @@ def _two_steps(config, devices, images):
                         data.describe(images))
   state = pipe.initial_state()
   perm = jax.device_put(jnp.arange(len(images))[::-1], pipe.replicated)
-  images = jax.device_put(images, pipe.replicated)
+  on_devices = jax.device_put(images, pipe.replicated)
   for _ in range(2):
-    state, metrics = pipe.jitted_train_step(state, images, perm)
-  return jax.device_get((state, metrics)), pipe
+    state, metrics = pipe.jitted_train_step(state, on_devices, perm)
+  diagnostics = pipe.jitted_diagnostics(
+      state, pipe.jitted_diagnostic_views(images[:16]))
+  return jax.device_get((state, metrics, diagnostics)), pipe
 
 
 # vicreg_tico carries TiCo's C through a BatchNorm over the global batch (the
@@ -57,9 +60,9 @@ def test_sharded_step_equals_single_device(tiny_config, use_method,
   tiny_config.model.width = 0.25
   tiny_config.augment.image_size = 16
   images = np.random.RandomState(0).randint(0, 256, (32, 32, 32, 3), np.uint8)
-  (one_state, one_metrics), pipe = _two_steps(tiny_config,
-                                              jax.devices()[:1], images)
-  (many_state, many_metrics), _ = _two_steps(
+  (one_state, one_metrics, one_diagnostics), pipe = _two_steps(
+      tiny_config, jax.devices()[:1], images)
+  (many_state, many_metrics, many_diagnostics), _ = _two_steps(
       tiny_config, jax.devices()[:NUM_DEVICES], images)
 
   assert one_metrics.keys() == many_metrics.keys()
@@ -77,3 +80,8 @@ def test_sharded_step_equals_single_device(tiny_config, use_method,
                        jax.device_get(pipe.initial_state().params),
                        one_state.params)
   assert max(jax.tree.leaves(moved)) > 1e-4
+  # The collapse diagnostics, BatchNorm on the global held-out batch too.
+  assert one_diagnostics.keys() == many_diagnostics.keys()
+  for key in one_diagnostics:
+    np.testing.assert_allclose(one_diagnostics[key], many_diagnostics[key],
+                               rtol=1e-4, atol=1e-5, err_msg=key)

@@ -44,6 +44,7 @@ def test_run_writes_events_checkpoints_results_and_resumes_exactly(
     tiny_config, tmp_path):
   tiny_config.method = vicreg_tico.default_config()  # The run with method state.
   tiny_config.evals.linear_probe.every_epochs = 0.5  # Every 2 of the 6 steps.
+  tiny_config.evals.knn.every_epochs = 0.5
   full, interrupted = tmp_path / 'full', tmp_path / 'interrupted'
   results = _run(tiny_config, full)
 
@@ -58,6 +59,8 @@ def test_run_writes_events_checkpoints_results_and_resumes_exactly(
   assert sorted(os.listdir(full / 'checkpoints')) == ['2', '4', '6']
   # Every metric of the step and every number of the evaluator, by name.
   assert _logged_steps(full, 'linear_probe/test_accuracy') == [2, 4, 6]
+  assert _logged_steps(full, 'knn/accuracy') == [2, 4, 6]
+  assert _logged_steps(full, 'diagnostics/feature_rankme') == [6]
   for tag in ('loss', 'invariance', 'variance', 'covariance', 'grad_norm',
               'normalized_embedding_std', 'learning_rate'):
     assert _logged_steps(full, f'train/{tag}') == [2, 4, 6], tag
