@@ -14,13 +14,12 @@ import ast
 import importlib
 import json
 import os
-import sys
 
-from absl import app
 from absl import flags
 from clu import metric_writers
 import ml_collections
 
+from ssljax import cli
 from ssljax import data
 from ssljax import defaults
 from ssljax import evaluators
@@ -131,15 +130,9 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   return record
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  train.quiet_orbax()
-  try:
-    evaluate_checkpoint(FLAGS.workdir, FLAGS.step, FLAGS.evals, FLAGS.set)
-  except InputError as e:
-    sys.exit(f'ssljax: {e}')
+def main():
+  evaluate_checkpoint(FLAGS.workdir, FLAGS.step, FLAGS.evals, FLAGS.set)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

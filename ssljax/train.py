@@ -26,19 +26,6 @@ from ssljax import pipeline
 from ssljax.errors import InputError
 
 
-class _QuietOrbax(logging.logging.Filter):
-  """Orbax logs every step of every save and restore at INFO; keep its
-  warnings only."""
-
-  def filter(self, record):
-    return '/orbax/' not in record.pathname or record.levelno >= 30
-
-
-def quiet_orbax():
-  """Keeps orbax's INFO lines off the console of a command."""
-  logging.get_absl_handler().addFilter(_QuietOrbax())
-
-
 class TrainingDiverged(InputError):
   """The loss is no longer finite (usually too high a learning rate)."""
 

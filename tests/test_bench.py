@@ -23,7 +23,7 @@ def test_bench_reports_every_stage(tiny_config, use_method):
   assert results['knn_seconds'] > 0
   table = bench.report(results)
   assert 'x encoder' in table and 'of the matmul ceiling' in table
-  assert 'collapse diagnostics of 512 held-out images' in table
+  assert 'collapse diagnostics of 256 held-out images' in table
 
 
 @pytest.mark.slow

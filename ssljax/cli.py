@@ -1,0 +1,79 @@
+"""What the commands (`ssljax.main`, `ssljax.evaluate`) share: a user error
+ends in one line.
+
+Bad flags (an unknown config key, a value of the wrong type, a missing
+config file, an unknown preset) and the `InputError`s a command raises
+print `ssljax: <what is wrong and how to fix it>` and exit with status 1.
+Tracebacks are for bugs; `--verbose` shows them for user errors too.
+"""
+import re
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from ssljax.errors import InputError
+
+flags.DEFINE_bool('verbose', False, 'Show the traceback of a user error too.')
+
+
+class _QuietOrbax(logging.logging.Filter):
+  """Orbax logs every step of every save and restore at INFO; keep its
+  warnings only."""
+
+  def filter(self, record):
+    return '/orbax/' not in record.pathname or record.levelno >= 30
+
+
+def one_line(error: BaseException) -> str:
+  """The message of `error` on one line: an InputError's own where one is in
+  the chain of causes, else the outermost message (a config key error's
+  'Did you mean' included)."""
+  chain = []
+  while error is not None:
+    chain.append(error)
+    error = error.__cause__ or error.__context__
+  message = next((e for e in chain if isinstance(e, InputError)), chain[0])
+  while message.args and isinstance(message.args[0], BaseException):
+    message = message.args[0]  # ml_collections wraps its KeyError.
+  text = message.args[0] if message.args and isinstance(
+      message.args[0], str) else str(message)
+  if 'Traceback (most recent call last)' in text:
+    # config_flags reports an error of the config file with the text of its
+    # traceback: keep the last line, the error itself.
+    last = text.strip().splitlines()[-1]
+    text = re.sub(r'^[\w.]+(Error|Exception): ', '', last)
+  if isinstance(message, (KeyError, AttributeError)):
+    text = f'no such config key {text}'
+  return re.sub(r'\s+', ' ', text).strip()
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing, then the config file loaded and overridden (which
+  `config_flags` defers to the first use)."""
+  try:
+    rest = flags.FLAGS(argv)
+    if 'config' in flags.FLAGS:
+      flags.FLAGS.config.keys()  # Raises the deferred error of a bad file.
+    return rest
+  except Exception as e:  # pylint: disable=broad-except
+    if '--verbose' in argv:
+      raise
+    sys.exit(f'ssljax: {one_line(e)} (--helpfull lists the flags)')
+
+
+def run(main):
+  """Runs `main(argv)` as a command: flags parsed, orbax quiet, user errors
+  in one line."""
+  def checked(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    logging.get_absl_handler().addFilter(_QuietOrbax())
+    try:
+      main()
+    except InputError as e:
+      if flags.FLAGS.verbose:
+        raise
+      sys.exit(f'ssljax: {e}')
+  app.run(checked, flags_parser=_parse_flags)
