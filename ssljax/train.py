@@ -23,6 +23,8 @@ from ssljax import data
 from ssljax import evaluators
 from ssljax import pictures
 from ssljax import pipeline
+from ssljax import run_lock
+from ssljax import validate
 from ssljax.errors import InputError
 
 
@@ -167,8 +169,16 @@ def write_diagnostics(writer: metric_writers.MetricWriter, step: int,
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains, checkpoints, logs to TensorBoard, evaluates and writes
+  """Checks every setting, holds the workdir (one live run each), then
+  trains, checkpoints, logs to TensorBoard, evaluates and writes
   results.json."""
+  validate.check(config)
+  with run_lock.exclusive(workdir):
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
+                        ) -> dict:
   start_time = time.time()
   mesh = pipeline.data_mesh()
   evals = evaluators.make_all(config)
@@ -179,7 +189,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   steps_per_epoch, total_steps = pipe.steps_per_epoch, pipe.total_steps
 
   state = pipe.initial_state()
-  os.makedirs(workdir, exist_ok=True)
   manager = checkpoint_manager(os.path.join(workdir, 'checkpoints'),
                                config.train.keep_checkpoints)
   state = restore_or_init(manager, state)

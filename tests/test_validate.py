@@ -1,0 +1,73 @@
+"""Every numeric setting is range-checked before any compute, each bad value
+named in one message."""
+import glob
+import importlib
+import os
+
+import pytest
+
+from ssljax import evaluators
+from ssljax import train
+from ssljax import validate
+from ssljax.errors import InputError
+
+
+def _every_config():
+  for path in sorted(glob.glob('configs/*.py')):
+    name = os.path.basename(path)[:-3]
+    if name != '__init__':
+      module = importlib.import_module(f'configs.{name}')
+      for preset in ('full', 'cpu', 'smoke'):
+        config = module.get_config(preset)
+        for evaluator in evaluators.names():  # The opt-in ones too.
+          config.evals[evaluator] = importlib.import_module(
+              f'ssljax.evaluators.{evaluator}').default_config()
+        yield f'{name}:{preset}', config
+
+
+def test_every_numeric_setting_of_every_config_has_a_rule_and_passes_it():
+  for name, config in _every_config():
+    settings = validate.numeric_settings(config)
+    assert 'optimizer.learning_rate' in settings  # Really found the numbers.
+    missing = [key for key in settings if validate.rule(key) is None]
+    assert not missing, f'{name}: no range rule for {missing}'
+    validate.check(config)
+
+
+@pytest.mark.parametrize('config_name,key,value,allowed', [
+    ('vicreg', 'train.keep_checkpoints', 0, 'must be >= 1'),
+    ('vicreg', 'train.checkpoint_every_steps', 0, 'must be >= 1'),
+    ('vicreg', 'train.log_every_steps', 0, 'must be >= 1'),
+    ('vicreg', 'optimizer.learning_rate', -0.3, 'must be > 0'),
+    ('vicreg', 'optimizer.learning_rate', 0.0, 'must be > 0'),
+    ('vicreg', 'augment.crop_scale', (0.0, 1.0),
+     'each value must be > 0 and <= 1'),
+    ('vicreg', 'augment.flip_prob', (1.5, 0.5),
+     'each value must be >= 0 and <= 1'),
+    ('simclr', 'method.temperature', 0.0, 'must be > 0'),
+    ('tico', 'method.beta', 1.0, 'must be >= 0 and < 1'),
+    ('vicreg', 'model.width', 0.0, 'must be > 0'),
+    ('vicreg', 'model.projector_widths', (0, 8), 'each value must be >= 1'),
+    ('vicreg', 'evals.knn.k', 0, 'must be >= 1'),
+])
+def test_out_of_range_values_are_named_with_what_is_allowed(
+    config_name, key, value, allowed):
+  config = importlib.import_module(f'configs.{config_name}').get_config(
+      'smoke')
+  section, name = key.rsplit('.', 1)
+  config[section][name] = value
+  with pytest.raises(InputError) as raised:
+    validate.check(config)
+  message = str(raised.value)
+  assert f'config.{key}={value!r} ({allowed})' in message
+  assert '\n' not in message
+
+
+def test_all_bad_values_in_one_message_before_anything_is_written(tmp_path):
+  config = importlib.import_module('configs.vicreg').get_config('smoke')
+  config.train.keep_checkpoints = 0
+  config.optimizer.learning_rate = -1.0
+  with pytest.raises(InputError, match=r'learning_rate=-1.0 .*; '
+                     r'config.train.keep_checkpoints=0'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not os.path.exists(tmp_path / 'run')
