@@ -5,8 +5,10 @@ resumes from the workdir's latest checkpoint, steps the jitted train step,
 logs every metric the step returns to TensorBoard, checkpoints with orbax,
 runs the evaluators `config.evals` lists, and writes results.json.
 """
+import contextlib
 import json
 import os
+import signal
 import time
 
 from absl import logging
@@ -30,6 +32,29 @@ from ssljax.errors import InputError
 
 class TrainingDiverged(InputError):
   """The loss is no longer finite (usually too high a learning rate)."""
+
+
+class Stopped(InputError):
+  """SIGTERM or SIGINT stopped the run, after it checkpointed its step."""
+
+
+@contextlib.contextmanager
+def stop_requests():
+  """Within the block, SIGTERM (the preemption signal of TPU VMs and
+  Kubernetes) and SIGINT (Ctrl-C) are recorded instead of killing the run
+  mid-step or mid-save: yields the list of the names received, which the
+  loop reads after each step."""
+  received = []
+  def record(signum, frame):
+    del frame  # Where the signal arrived does not matter.
+    received.append(signal.Signals(signum).name)
+  previous = {s: signal.signal(s, record)
+              for s in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield received
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
 
 
 def load_splits(config: ml_collections.ConfigDict) -> dict:
@@ -237,53 +262,60 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   metric_sums, interval_steps, interval_start = None, 0, time.time()
   perm, perm_epoch = None, None
   last_logged, last_diagnostics = {}, {}
-  while step < total_steps:
-    epoch = step // steps_per_epoch
-    if epoch != perm_epoch:
-      perm, perm_epoch = pipe.epoch_order(state.rng, epoch), epoch
-    state, metrics = pipe.jitted_train_step(state, device_images, perm,
-                                            device_labels)
-    step += 1
-    interval_steps += 1
-    metric_sums = metrics if metric_sums is None else jax.tree.map(
-        jnp.add, metric_sums, metrics)
-    report_progress(step, time.time())
-    checkpoint_now = (step % config.train.checkpoint_every_steps == 0
-                      or step == total_steps)
-    if step % config.train.log_every_steps == 0 or checkpoint_now:
-      # The only host synchronisation in the loop.
-      means = {k: float(v) / interval_steps
-               for k, v in jax.device_get(metric_sums).items()}
-      if not np.isfinite(means['loss']):
-        raise TrainingDiverged(
-            f'The loss became {means["loss"]} between steps '
-            f'{step - interval_steps} and {step}; nothing after the last '
-            'finite log was checkpointed. Lower --config.optimizer.'
-            'learning_rate or the loss weights, then resume or start afresh.')
-      seconds = time.time() - interval_start
-      train_seconds += seconds
-      means['images_per_second'] = (interval_steps * config.train.batch_size
-                                    / seconds)
-      writer.write_scalars(step, {f'train/{k}': v for k, v in means.items()})
-      last_logged = means
-      eta = seconds / interval_steps * (total_steps - step)  # Latest pace.
-      rank = ''
-      if heldout is not None:
-        last_diagnostics = diagnose(state, step, checkpoint_now)
-        rank = f" feature rankme {last_diagnostics['feature_rankme']:.1f}"
-      print(f'step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} '
-            f"loss {means['loss']:.4f}{rank} "
-            f"{means['images_per_second']:.0f} img/s eta {eta / 60:.1f} min",
-            flush=True)
-      metric_sums, interval_steps, interval_start = None, 0, time.time()
-    if checkpoint_now:  # Only after the finiteness check above.
-      manager.save(step, args=ocp.args.StandardSave(state))
-    due = [name for name, every in eval_every.items()
-           if every and step % every == 0 and step < total_steps]
-    if due:
-      eval_start = time.time()
-      evaluate(due, state, step)
-      interval_start += time.time() - eval_start  # Not training time.
+  with stop_requests() as stops:  # Only between steps.
+    while step < total_steps:
+      epoch = step // steps_per_epoch
+      if epoch != perm_epoch:
+        perm, perm_epoch = pipe.epoch_order(state.rng, epoch), epoch
+      state, metrics = pipe.jitted_train_step(state, device_images, perm,
+                                              device_labels)
+      step += 1
+      interval_steps += 1
+      metric_sums = metrics if metric_sums is None else jax.tree.map(
+          jnp.add, metric_sums, metrics)
+      report_progress(step, time.time())
+      checkpoint_now = (step % config.train.checkpoint_every_steps == 0
+                        or step == total_steps or bool(stops))
+      if step % config.train.log_every_steps == 0 or checkpoint_now:
+        # The only host synchronisation in the loop.
+        means = {k: float(v) / interval_steps
+                 for k, v in jax.device_get(metric_sums).items()}
+        if not np.isfinite(means['loss']):
+          raise TrainingDiverged(
+              f'The loss became {means["loss"]} between steps '
+              f'{step - interval_steps} and {step}; nothing after the last '
+              'finite log was checkpointed. Lower --config.optimizer.'
+              'learning_rate or the loss weights, then resume or start afresh.')
+        seconds = time.time() - interval_start
+        train_seconds += seconds
+        means['images_per_second'] = (interval_steps * config.train.batch_size
+                                      / seconds)
+        writer.write_scalars(step, {f'train/{k}': v for k, v in means.items()})
+        last_logged = means
+        eta = seconds / interval_steps * (total_steps - step)  # Latest pace.
+        rank = ''
+        if heldout is not None:
+          last_diagnostics = diagnose(state, step, checkpoint_now)
+          rank = f" feature rankme {last_diagnostics['feature_rankme']:.1f}"
+        print(f'step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} '
+              f"loss {means['loss']:.4f}{rank} "
+              f"{means['images_per_second']:.0f} img/s eta {eta / 60:.1f} min",
+              flush=True)
+        metric_sums, interval_steps, interval_start = None, 0, time.time()
+      if checkpoint_now:  # Only after the finiteness check above.
+        manager.save(step, args=ocp.args.StandardSave(state))
+      if stops:
+        manager.wait_until_finished()
+        writer.flush()
+        raise Stopped(f'{stops[0]} stopped the run after step {step}, saved in '
+                      f'{manager.directory}/{step}; run the same command to '
+                      'resume from there.')
+      due = [name for name, every in eval_every.items()
+             if every and step % every == 0 and step < total_steps]
+      if due:
+        eval_start = time.time()
+        evaluate(due, state, step)
+        interval_start += time.time() - eval_start  # Not training time.
   manager.wait_until_finished()
 
   evaluation = evaluate(list(evals), state, step) if evals else {}

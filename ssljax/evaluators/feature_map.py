@@ -39,8 +39,9 @@ def make(eval_config: ml_collections.ConfigDict,
     labels = features.test_labels[:len(x)]
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     perplexity = min(eval_config.perplexity, (len(x) - 1) / 3)
-    points = manifold.TSNE(n_components=2, perplexity=perplexity,
-                           init='pca', random_state=config.seed).fit_transform(x)
+    tsne = manifold.TSNE(n_components=2, perplexity=perplexity, init='pca',
+                         random_state=config.seed)
+    points = tsne.fit_transform(x)
     names = data.class_names(config.data.name, config.data.data_dir or None,
                              int(features.test_labels.max()) + 1)
     picture = pictures.class_map(
