@@ -25,6 +25,7 @@ from ssljax import data
 from ssljax import evaluators
 from ssljax import pictures
 from ssljax import pipeline
+from ssljax import provenance
 from ssljax import run_lock
 from ssljax import validate
 from ssljax.errors import InputError
@@ -36,6 +37,28 @@ class TrainingDiverged(InputError):
 
 class Stopped(InputError):
   """SIGTERM or SIGINT stopped the run, after it checkpointed its step."""
+
+
+@jax.jit
+def first_nonfinite(first: dict, metrics: dict, step: jax.Array) -> dict:
+  """{metric: the first step at which it was not finite, or -1}, updated
+  with the metrics of `step`; kept on the device, so that a divergence can
+  name the term that went first without a host synchronisation per step."""
+  return {k: jnp.where((first[k] < 0) & ~jnp.isfinite(v), step, first[k])
+          for k, v in metrics.items()}
+
+
+def divergence_message(first: dict, means: dict, start: int, step: int
+                       ) -> str:
+  """Which metrics went non-finite first, and at which step, in words."""
+  bad = {k: int(s) for k, s in first.items() if s >= 0}
+  at = min(bad.values())
+  names = ', '.join(sorted(k for k, s in bad.items() if s == at))
+  return (f'The loss became {means["loss"]} between steps {start} and {step}: '
+          f'first non-finite at step {at}: {names}; this interval\'s metrics '
+          'are logged, and nothing after the last finite log was '
+          'checkpointed. Lower --config.optimizer.learning_rate or the loss '
+          'weights, then resume or start afresh.')
 
 
 @contextlib.contextmanager
@@ -262,6 +285,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   metric_sums, interval_steps, interval_start = None, 0, time.time()
   perm, perm_epoch = None, None
   last_logged, last_diagnostics = {}, {}
+  nonfinite = None
   with stop_requests() as stops:  # Only between steps.
     while step < total_steps:
       epoch = step // steps_per_epoch
@@ -273,6 +297,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       interval_steps += 1
       metric_sums = metrics if metric_sums is None else jax.tree.map(
           jnp.add, metric_sums, metrics)
+      nonfinite = first_nonfinite(
+          nonfinite or {k: jnp.int32(-1) for k in metrics}, metrics, step)
       report_progress(step, time.time())
       checkpoint_now = (step % config.train.checkpoint_every_steps == 0
                         or step == total_steps or bool(stops))
@@ -281,11 +307,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         means = {k: float(v) / interval_steps
                  for k, v in jax.device_get(metric_sums).items()}
         if not np.isfinite(means['loss']):
-          raise TrainingDiverged(
-              f'The loss became {means["loss"]} between steps '
-              f'{step - interval_steps} and {step}; nothing after the last '
-              'finite log was checkpointed. Lower --config.optimizer.'
-              'learning_rate or the loss weights, then resume or start afresh.')
+          writer.write_scalars(step, {f'train/{k}': v
+                                      for k, v in means.items()})
+          writer.flush()
+          raise TrainingDiverged(divergence_message(
+              jax.device_get(nonfinite), means, step - interval_steps, step))
         seconds = time.time() - interval_start
         train_seconds += seconds
         means['images_per_second'] = (interval_steps * config.train.batch_size
@@ -336,6 +362,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       'input_standardization': {'mean': pipe.train_info.mean.tolist(),
                                 'std': pipe.train_info.std.tolist()},
       'devices': [str(d) for d in jax.devices()],
+      'provenance': provenance.record(),
       'config': json.loads(config.to_json_best_effort()),
   }
   with open(os.path.join(workdir, 'results.json'), 'w') as f:

@@ -56,6 +56,7 @@ def test_run_writes_events_checkpoints_results_and_resumes_exactly(
   assert probe == results['evals']['linear_probe']
   assert saved['evals']['features']['dim'] == 4 * 8  # Width 1/16 ResNet-18.
   assert saved['config']['train']['batch_size'] == 16
+  assert saved['provenance']['packages']['jax'] == jax.__version__
   assert sorted(os.listdir(full / 'checkpoints')) == ['2', '4', '6']
   # Every metric of the step and every number of the evaluator, by name.
   assert _logged_steps(full, 'linear_probe/test_accuracy') == [2, 4, 6]
@@ -149,3 +150,20 @@ def test_batch_not_divisible_by_devices_fails(tiny_config):
   tiny_config.eval_batch_size = 20
   with pytest.raises(InputError, match=r'config.eval_batch_size=20.*\(8\)'):
     pipeline.check_batch_sizes(tiny_config, num_devices=8)
+
+
+@pytest.mark.slow
+def test_divergence_names_the_first_non_finite_term_and_logs_the_interval(
+    tiny_config, tmp_path):
+  tiny_config.optimizer.learning_rate = 1e30  # Overflows within a step.
+  tiny_config.train.log_every_steps = 3
+  tiny_config.train.checkpoint_every_steps = 3
+  with pytest.raises(train.TrainingDiverged) as raised:
+    _run(tiny_config, tmp_path)
+  message = str(raised.value)
+  assert 'first non-finite at step ' in message, message
+  first_step = int(message.split('first non-finite at step ')[1].split(':')[0])
+  assert 1 <= first_step <= 3
+  logged = _logged_steps(tmp_path, 'train/loss')
+  assert logged and logged[-1] >= first_step  # The bad interval is logged.
+  assert not os.path.exists(tmp_path / 'checkpoints' / str(logged[-1]))
