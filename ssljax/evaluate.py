@@ -108,8 +108,9 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   apply_settings(config, chosen, list(settings))
   evals = evaluators.make_all(config, chosen)
   directory = os.path.join(workdir, 'checkpoints')
-  steps = (sorted(train.checkpoint_manager(directory).all_steps())
-           if os.path.isdir(directory) else [])
+  manager = (train.checkpoint_manager(directory) if os.path.isdir(directory)
+             else None)
+  steps = sorted(manager.all_steps()) if manager else []
   if not steps:
     raise InputError(f'{directory} holds no checkpoint to evaluate.')
   step = steps[-1] if step is None else step
@@ -119,8 +120,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   splits = train.load_splits(config)
   pipe = pipeline.build(config, pipeline.data_mesh(),
                         data.describe(*splits['train']))
-  state = train.restore(train.checkpoint_manager(directory),
-                        pipe.initial_state(), step)
+  state = train.restore(manager, pipe.initial_state(), step)
   writer = metric_writers.create_default_writer(
       os.path.join(workdir, 'eval'), just_logging=False)
   record = evaluators.record(

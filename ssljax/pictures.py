@@ -27,12 +27,14 @@ def save_png(path: str, image: np.ndarray):
 def spectrum(curves: dict[str, np.ndarray], title: str) -> np.ndarray:
   """Each curve's singular values (or eigenvalues), largest first, divided
   by the largest, on a log scale: a flat curve is a spread representation,
-  a cliff after a few values a dimensionally collapsed one."""
+  a cliff after a few values a dimensionally collapsed one. Curves are
+  labelled by their names, underscores as spaces."""
   figure, axes = plt.subplots(figsize=(5, 3.5))
   for name, values in curves.items():
     values = np.asarray(values, np.float64)
     axes.plot(np.arange(1, len(values) + 1),
-              np.maximum(values / max(values[0], 1e-30), 1e-12), label=name)
+              np.maximum(values / max(values[0], 1e-30), 1e-12),
+              label=name.replace('_', ' '))
   axes.set(xscale='log', yscale='log', xlabel='index',
            ylabel='value / largest', title=title)
   axes.legend()

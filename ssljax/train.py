@@ -212,8 +212,7 @@ def write_diagnostics(writer: metric_writers.MetricWriter, step: int,
                                  for k, v in curves.items()})
   if with_picture:
     writer.write_images(step, {'collapse/spectra': pictures.spectrum(
-        {k.replace('_', ' '): v for k, v in curves.items()},
-        f'spectra at step {step}')[None]})
+        curves, f'spectra at step {step}')[None]})
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:

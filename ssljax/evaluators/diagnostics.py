@@ -18,6 +18,8 @@ from ssljax import evaluators
 from ssljax import pictures
 from ssljax.errors import InputError
 
+_spread = jax.jit(collapse.spread, static_argnums=1)
+
 
 def default_config() -> ml_collections.ConfigDict:
   """num_images: the held-out images of the embedding, alignment and
@@ -37,11 +39,10 @@ def make(eval_config: ml_collections.ConfigDict,
     views = pipe.jitted_diagnostic_views(
         features.test_images[:eval_config.num_images])
     measures = jax.device_get(pipe.jitted_diagnostics(features.state, views))
-    measures.update(jax.device_get(jax.jit(
-        collapse.spread, static_argnums=1)(features.test, 'feature')))
+    measures.update(jax.device_get(_spread(features.test, 'feature')))
     found = collapse.warnings(measures, config.diagnostics)
-    curves = {name.replace('_', ' '): measures[name] for name in measures
-              if name.endswith(('_singular_values', '_eigenvalues'))}
+    curves = {name: value for name, value in measures.items()
+              if np.ndim(value)}
     result = {name: (value.tolist() if np.ndim(value) else value.item())
               for name, value in measures.items()}
     result['warnings'] = list(found.values())
@@ -58,7 +59,8 @@ def make(eval_config: ml_collections.ConfigDict,
     for name in result:
       if name.endswith('_trace'):
         prefix = name[:-len('_trace')]
-        top = ', '.join(f'{v:.3g}' for v in result[f'{prefix}_eigenvalues'][:5])
+        top = ', '.join(f'{v:.3g}'
+                        for v in result[f'{prefix}_eigenvalues'][:5])
         lines.append(f'{prefix}: trace {result[name]:.4g}, effective rank '
                      f"{result[f'{prefix}_effective_rank']:.1f}, top "
                      f'eigenvalues {top}')

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ssljax import collapse
 from ssljax import evaluators
 from ssljax.errors import InputError
 
@@ -46,9 +47,7 @@ def knn_accuracy(train: np.ndarray, train_labels: np.ndarray,
                  temperature: float, chunk: int) -> float:
   """Top-1 accuracy of `knn_predict` over the whole test set, scored
   `chunk` rows at a time (the last chunk padded so that it compiles once)."""
-  normalize = lambda x: x / np.maximum(
-      np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-  train, test = (jnp.asarray(normalize(x.astype(np.float32)))
+  train, test = (collapse.l2_normalize(jnp.asarray(x, jnp.float32))
                  for x in (train, test))
   num_classes = int(max(train_labels.max(), test_labels.max())) + 1
   train_labels = jnp.asarray(train_labels)
