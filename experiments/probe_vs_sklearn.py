@@ -19,6 +19,7 @@ from ml_collections import config_flags
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from ssljax import checkpoints
 from ssljax import data
 from ssljax import evaluators
 from ssljax import pipeline
@@ -67,8 +68,8 @@ def main(argv):
                         data.describe(splits['train'][0]))
   state = pipe.initial_state()
   if FLAGS.workdir:
-    state = train.restore_or_init(
-        train.checkpoint_manager(f'{FLAGS.workdir}/checkpoints'), state)
+    state, _, _ = checkpoints.resume(
+        checkpoints.manager(f'{FLAGS.workdir}/checkpoints'), state)
   if FLAGS.features_cache and os.path.exists(FLAGS.features_cache):
     args = tuple(np.load(FLAGS.features_cache)[k] for k in _CACHED)
   else:

@@ -76,4 +76,9 @@ def run(main):
       if flags.FLAGS.verbose:
         raise
       sys.exit(f'ssljax: {e}')
+    except KeyboardInterrupt:  # Ctrl-C outside the loop's own handling.
+      if flags.FLAGS.verbose:
+        raise
+      sys.exit('ssljax: interrupted; every checkpoint already written is '
+               'complete, and the same command resumes from the newest.')
   app.run(checked, flags_parser=_parse_flags)

@@ -5,6 +5,7 @@ split once, keep it there, and let the jitted train step gather its batch from a
 per-epoch permutation: an epoch never waits on the host.
 """
 import os
+import re
 from typing import NamedTuple
 
 import jax
@@ -29,10 +30,61 @@ class DatasetNotFoundError(InputError):
   """The dataset is neither prepared locally nor downloadable."""
 
 
+class DatasetDamagedError(InputError):
+  """The prepared files of a split are missing, truncated or corrupt."""
+
+
+# A TFRecord frames each example with its length and two CRC32C checksums.
+TFRECORD_FRAMING_BYTES = 16
+
+
+def check_shards(name: str, split: str, where: str) -> bool:
+  """Refuses a split whose prepared shards are partly missing, or whose
+  TFRecord files are not the size its dataset_info.json records (a copy
+  cut short, or altered), before anything is read. Returns whether the
+  files were there to check (False: not prepared here, or mocked)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  try:
+    builder = tfds.builder(name, data_dir=where)
+    info = builder.info.splits[split]
+    paths = [os.fspath(p) for p in info.filepaths]
+  except Exception:  # pylint: disable=broad-except
+    return False  # Not prepared: tfds.load says so.
+  present = [p for p in paths if os.path.exists(p)]
+  if not present:
+    return False
+  if len(present) < len(paths):
+    missing = sorted(set(paths) - set(present))
+    raise DatasetDamagedError(
+        f'TFDS dataset {name!r} split {split!r} is damaged: {len(missing)} of '
+        f'its {len(paths)} shard files are missing ({missing[0]}...). '
+        + _again(where))
+  if builder.info.file_format.value == 'tfrecord' and info.num_bytes:
+    expected = int(info.num_bytes) + TFRECORD_FRAMING_BYTES * info.num_examples
+    actual = sum(os.path.getsize(p) for p in paths)
+    if actual != expected:
+      raise DatasetDamagedError(
+          f'TFDS dataset {name!r} split {split!r} is damaged: its shard files '
+          f'hold {actual} bytes where its dataset_info.json records '
+          f'{expected} ({info.num_examples} examples), so they were cut '
+          f'short or altered ({paths[0]}). {_again(where)}')
+  return True
+
+
 def data_dir_in_use(data_dir: str | None) -> str:
   """Where TFDS looks: the config's data_dir, else $TFDS_DATA_DIR, else ~."""
   return (data_dir or os.environ.get('TFDS_DATA_DIR')
           or os.path.expanduser('~/tensorflow_datasets'))
+
+
+def _again(where: str) -> str:
+  return f'Prepare (or copy) it again into {where}; nothing was started.'
+
+
+def _tf_message(error: Exception) -> str:
+  """A TensorFlow error's own words, without the op and function names."""
+  text = re.sub(r'\{\{.*?\}\}|\[Op:.*?\]|name:', '', str(error))
+  return ' '.join(text.split())[:200]
 
 
 def load_split(name: str, split: str, data_dir: str | None = None,
@@ -44,6 +96,7 @@ def load_split(name: str, split: str, data_dir: str | None = None,
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   where = data_dir_in_use(data_dir)
+  checked = check_shards(name, split, where)
   try:
     ds = tfds.load(name, split=split, data_dir=where, download=download)
   except Exception as e:  # pylint: disable=broad-except
@@ -59,11 +112,25 @@ def load_split(name: str, split: str, data_dir: str | None = None,
         f"{'' if download else ', or allow downloading with --config.data.download=True'}."
         ) from None
   images, labels, ids = [], [], []
-  for batch in tfds.as_numpy(ds.batch(10_000)):
-    images.append(batch['image'])
-    labels.append(batch['label'])
-    ids.append(batch['id'])
+  try:
+    for batch in tfds.as_numpy(ds.batch(10_000)):
+      images.append(batch['image'])
+      labels.append(batch['label'])
+      ids.append(batch['id'])
+  except Exception as e:  # pylint: disable=broad-except
+    if type(e).__name__ not in ('DataLossError', 'InvalidArgumentError'):
+      raise  # A bug, not the data.
+    raise DatasetDamagedError(
+        f'TFDS dataset {name!r} split {split!r} in {where!r} is damaged: '
+        f'{type(e).__name__}: {_tf_message(e)}. {_again(where)}') from None
   order = np.argsort(np.concatenate(ids), kind='stable')
+  expected = (tfds.builder(name, data_dir=where).info.splits[split]
+              .num_examples if checked else len(order))
+  if len(order) != expected:
+    raise DatasetDamagedError(
+        f'TFDS dataset {name!r} split {split!r} in {where!r} is damaged: it '
+        f'yielded {len(order)} examples where its metadata records '
+        f'{expected}. {_again(where)}')
   return (np.concatenate(images)[order],
           np.concatenate(labels)[order].astype(np.int32))
 

@@ -131,3 +131,15 @@ def use_pretext_recipe(config: ml_collections.ConfigDict, preset: str,
     config.train.batch_size = 128
     config.train.num_epochs = 200.0
     config.optimizer.warmup_epochs = 1.0
+
+
+def flat(tree: dict, prefix: str = '') -> dict:
+  """{'section.key': value} of a nested config dict (`config.to_dict()`, or
+  a config.json read back)."""
+  found = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      found.update(flat(value, f'{prefix}{key}.'))
+    else:
+      found[prefix + key] = value
+  return found

@@ -19,6 +19,7 @@ from absl import flags
 from clu import metric_writers
 import ml_collections
 
+from ssljax import checkpoints
 from ssljax import cli
 from ssljax import data
 from ssljax import defaults
@@ -108,7 +109,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   apply_settings(config, chosen, list(settings))
   evals = evaluators.make_all(config, chosen)
   directory = os.path.join(workdir, 'checkpoints')
-  manager = (train.checkpoint_manager(directory) if os.path.isdir(directory)
+  manager = (checkpoints.manager(directory) if os.path.isdir(directory)
              else None)
   steps = sorted(manager.all_steps()) if manager else []
   if not steps:
@@ -120,7 +121,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   splits = train.load_splits(config)
   pipe = pipeline.build(config, pipeline.data_mesh(),
                         data.describe(*splits['train']))
-  state = train.restore(manager, pipe.initial_state(), step)
+  state, _ = checkpoints.restore(manager, pipe.initial_state(), step)
   writer = metric_writers.create_default_writer(
       os.path.join(workdir, 'eval'), just_logging=False)
   record = evaluators.record(

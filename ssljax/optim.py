@@ -50,14 +50,18 @@ def _adamw(schedule, opt):
 OPTIMIZERS = {'lars': _lars, 'sgd': _sgd, 'adamw': _adamw}
 
 
+def check_name(config: ml_collections.ConfigDict):
+  """An unknown optimizer fails naming the allowed values."""
+  if config.optimizer.name not in OPTIMIZERS:
+    raise InputError(f'config.optimizer.name={config.optimizer.name!r} is '
+                     f'not known; allowed values: {sorted(OPTIMIZERS)}')
+
+
 def create_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int,
                      total_steps: int
                      ) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """Returns the optimizer named by `config.optimizer.name` and its schedule
   over a run of `total_steps`."""
-  name = config.optimizer.name
-  if name not in OPTIMIZERS:
-    raise InputError(f'config.optimizer.name={name!r} is not known; '
-                     f'allowed values: {sorted(OPTIMIZERS)}')
+  check_name(config)
   schedule = learning_rate_schedule(config, steps_per_epoch, total_steps)
-  return OPTIMIZERS[name](schedule, config.optimizer), schedule
+  return OPTIMIZERS[config.optimizer.name](schedule, config.optimizer), schedule

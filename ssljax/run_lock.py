@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import socket
+import tempfile
 import time
 
 from ssljax.errors import InputError
@@ -27,6 +28,8 @@ def exclusive(workdir: str):
   try:
     os.makedirs(workdir, exist_ok=True)
     handle = open(path, 'a+')  # pylint: disable=consider-using-with
+    with tempfile.NamedTemporaryFile(dir=workdir):
+      pass  # New files can be made there (not a read-only folder).
   except OSError as e:
     raise InputError(f'The workdir {workdir!r} cannot be used: {e.strerror} '
                      f'({e.filename}). Pass --workdir=<a writable '

@@ -11,21 +11,22 @@ import os
 import signal
 import time
 
-from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
+from ssljax import checkpoints
 from ssljax import collapse
 from ssljax import data
+from ssljax import defaults
 from ssljax import evaluators
 from ssljax import pictures
 from ssljax import pipeline
 from ssljax import provenance
+from ssljax import run_history
 from ssljax import run_lock
 from ssljax import validate
 from ssljax.errors import InputError
@@ -104,101 +105,8 @@ def view_grid(pipe: pipeline.Pipeline, images: np.ndarray,
 
 def flat_hparams(config: ml_collections.ConfigDict) -> dict:
   """The config as {'section.key': scalar} for TensorBoard's HParams."""
-  flat = {}
-  def visit(prefix, node):
-    for key, value in node.items():
-      if isinstance(value, dict):
-        visit(f'{prefix}{key}.', value)
-      else:
-        flat[prefix + key] = (value if isinstance(value, (int, float, str, bool))
-                              else str(value))
-  visit('', config.to_dict())
-  return flat
-
-
-def checkpoint_manager(directory: str, keep: int | None = None
-                       ) -> ocp.CheckpointManager:
-  """Orbax's manager of the train-state checkpoints in `directory`, keeping
-  the latest `keep` (all when None)."""
-  return ocp.CheckpointManager(
-      os.path.abspath(directory),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
-      item_handlers=ocp.StandardCheckpointHandler())
-
-
-def leaf_specs(tree) -> dict[str, tuple]:
-  """{'params.encoder.Conv_0.kernel': (shape, dtype)} of a train state, or
-  of a checkpoint's metadata tree."""
-  specs = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    name = '.'.join(str(getattr(k, 'name', getattr(k, 'key', getattr(
-        k, 'idx', k)))) for k in path)
-    specs[name] = (tuple(leaf.shape), np.dtype(leaf.dtype))
-  return specs
-
-
-def layout_difference(saved: dict, expected: dict, most: int = 4) -> str:
-  """What differs between two leaf_specs, in words; '' when nothing."""
-  listed = lambda names: ', '.join(names[:most]) + (
-      f' and {len(names) - most} more' if len(names) > most else '')
-  parts = []
-  only_saved = sorted(set(saved) - set(expected))
-  only_expected = sorted(set(expected) - set(saved))
-  changed = sorted(k for k in set(saved) & set(expected)
-                   if saved[k] != expected[k])
-  if only_saved:
-    parts.append(f'only in the checkpoint: {listed(only_saved)}')
-  if only_expected:
-    parts.append(f'only in this run: {listed(only_expected)}')
-  if changed:
-    parts.append('of another shape or dtype: ' + listed(
-        [f'{k} {saved[k][0]} vs {expected[k][0]}' for k in changed]))
-  return '; '.join(parts)
-
-
-def restore_or_init(manager: ocp.CheckpointManager,
-                    state: pipeline.TrainState) -> pipeline.TrainState:
-  """The latest checkpoint in `manager`, restored into the structure of
-  `state`, or `state` itself when there is none."""
-  step = manager.latest_step()
-  if step is None:
-    return state
-  restored = restore(manager, state, step)
-  logging.info('Resumed from step %d', step)
-  print(f'Resuming from the checkpoint at step {step}.', flush=True)
-  return restored
-
-
-def restore(manager: ocp.CheckpointManager, state: pipeline.TrainState,
-            step: int) -> pipeline.TrainState:
-  """The checkpoint of `step` in `manager`, restored into the structure of
-  `state`. A checkpoint of another layout (another method or model config,
-  or an older ssljax) or a damaged one is refused, and nothing is changed."""
-  where = f'{manager.directory}/{step}'
-  keep = ('Nothing was changed: resume with the config the run started with '
-          '(saved as config.json in the workdir) and the ssljax that wrote '
-          'it, or start afresh in another workdir.')
-  try:
-    metadata = manager.item_metadata(step)
-  except Exception:  # pylint: disable=broad-except
-    metadata = None  # Unreadable: the restore below reports the damage.
-  if metadata is not None:
-    difference = layout_difference(leaf_specs(metadata.tree),
-                                   leaf_specs(state))
-    if difference:
-      raise InputError(
-          f'The checkpoint at {where} holds a train state of another layout '
-          f'than this run ({difference}): it was written with another '
-          'method or model config, or by an older ssljax (before 2026-11-24 '
-          'the jigsaw kept its permutation set in method_state). ' + keep)
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  try:
-    restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-  except Exception as e:  # pylint: disable=broad-except
-    raise InputError(
-        f'The checkpoint at {where} could not be restored, it is damaged '
-        f'({type(e).__name__}: {e}). ' + keep) from None
-  return restored
+  return {k: v if isinstance(v, (int, float, str, bool)) else str(v)
+          for k, v in defaults.flat(config.to_dict()).items()}
 
 
 def write_diagnostics(writer: metric_writers.MetricWriter, step: int,
@@ -215,32 +123,54 @@ def write_diagnostics(writer: metric_writers.MetricWriter, step: int,
         curves, f'spectra at step {step}')[None]})
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       allow_config_change: bool = False) -> dict:
   """Checks every setting, holds the workdir (one live run each), then
   trains, checkpoints, logs to TensorBoard, evaluates and writes
-  results.json."""
+  results.json. A workdir with checkpoints resumes from its newest intact
+  one, with the config it was trained with unless `allow_config_change`."""
   validate.check(config)
   with run_lock.exclusive(workdir):
-    return _train_and_evaluate(config, workdir)
+    return _train_and_evaluate(config, workdir, allow_config_change)
 
 
-def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
-                        ) -> dict:
+def config_changes(manager, step: int, record: dict | None, workdir: str,
+                   config: ml_collections.ConfigDict, allowed: bool) -> dict:
+  """The changes of `config` from the one checkpoint `step` was trained
+  with (its record's, or config.json for a checkpoint older than records);
+  a change of computation is refused unless `allowed`."""
+  saved = record['config'] if record else (
+      run_history.read(workdir) or [{}])[-1].get('config')
+  found = run_history.changes(saved, config) if saved else {}
+  run_history.check_resume(found, step, manager.directory, allowed)
+  return found
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                        allowed: bool) -> dict:
   start_time = time.time()
   mesh = pipeline.data_mesh()
   evals = evaluators.make_all(config)
+  manager = checkpoints.manager(os.path.join(workdir, 'checkpoints'),
+                                config.train.keep_checkpoints)
+  latest = manager.latest_step()
+  if latest is not None:  # A changed config is refused before any loading.
+    config_changes(manager, latest, checkpoints.read_record(manager, latest),
+                   workdir, config, allowed)
   splits = load_splits(config)
   train_images = splits['train'][0]
   pipe = pipeline.build(config, mesh,
                         data.describe(train_images, splits['train'][1]))
   steps_per_epoch, total_steps = pipe.steps_per_epoch, pipe.total_steps
 
-  state = pipe.initial_state()
-  manager = checkpoint_manager(os.path.join(workdir, 'checkpoints'),
-                               config.train.keep_checkpoints)
-  state = restore_or_init(manager, state)
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2))
+  state, record, resumed = checkpoints.resume(manager, pipe.initial_state())
+  found = ({} if resumed is None else config_changes(
+      manager, resumed, record, workdir, config, allowed))
+  if found:
+    print('Resuming with changed settings (recorded in '
+          f'{run_history.HISTORY}): ' + ', '.join(
+              f'{k} {a!r} -> {b!r}' for k, (a, b) in found.items()), flush=True)
+  history = run_history.start(workdir, config, resumed, found, allowed)
 
   writer = metric_writers.create_default_writer(workdir)
   writer.write_hparams(flat_hparams(config))
@@ -285,70 +215,83 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   perm, perm_epoch = None, None
   last_logged, last_diagnostics = {}, {}
   nonfinite = None
-  with stop_requests() as stops:  # Only between steps.
-    while step < total_steps:
-      epoch = step // steps_per_epoch
-      if epoch != perm_epoch:
-        perm, perm_epoch = pipe.epoch_order(state.rng, epoch), epoch
-      state, metrics = pipe.jitted_train_step(state, device_images, perm,
-                                              device_labels)
-      step += 1
-      interval_steps += 1
-      metric_sums = metrics if metric_sums is None else jax.tree.map(
-          jnp.add, metric_sums, metrics)
-      nonfinite = first_nonfinite(
-          nonfinite or {k: jnp.int32(-1) for k in metrics}, metrics, step)
-      report_progress(step, time.time())
-      checkpoint_now = (step % config.train.checkpoint_every_steps == 0
-                        or step == total_steps or bool(stops))
-      if step % config.train.log_every_steps == 0 or checkpoint_now:
-        # The only host synchronisation in the loop.
-        means = {k: float(v) / interval_steps
-                 for k, v in jax.device_get(metric_sums).items()}
-        if not np.isfinite(means['loss']):
-          writer.write_scalars(step, {f'train/{k}': v
-                                      for k, v in means.items()})
+  try:
+    with stop_requests() as stops:  # Only between steps.
+      while step < total_steps:
+        epoch = step // steps_per_epoch
+        if epoch != perm_epoch:
+          perm, perm_epoch = pipe.epoch_order(state.rng, epoch), epoch
+        state, metrics = pipe.jitted_train_step(state, device_images, perm,
+                                                device_labels)
+        step += 1
+        interval_steps += 1
+        metric_sums = metrics if metric_sums is None else jax.tree.map(
+            jnp.add, metric_sums, metrics)
+        nonfinite = first_nonfinite(
+            nonfinite or {k: jnp.int32(-1) for k in metrics}, metrics, step)
+        report_progress(step, time.time())
+        checkpoint_now = (step % config.train.checkpoint_every_steps == 0
+                          or step == total_steps or bool(stops))
+        if step % config.train.log_every_steps == 0 or checkpoint_now:
+          # The only host synchronisation in the loop.
+          means = {k: float(v) / interval_steps
+                   for k, v in jax.device_get(metric_sums).items()}
+          if not np.isfinite(means['loss']):
+            writer.write_scalars(step, {f'train/{k}': v
+                                        for k, v in means.items()})
+            writer.flush()
+            raise TrainingDiverged(divergence_message(
+                jax.device_get(nonfinite), means, step - interval_steps, step))
+          seconds = time.time() - interval_start
+          train_seconds += seconds
+          means['images_per_second'] = (
+              interval_steps * config.train.batch_size / seconds)
+          writer.write_scalars(step,
+                               {f'train/{k}': v for k, v in means.items()})
+          last_logged = means
+          eta = seconds / interval_steps * (total_steps - step)  # Latest pace.
+          rank = ''
+          if heldout is not None:
+            last_diagnostics = diagnose(state, step, checkpoint_now)
+            rank = (' feature rankme '
+                    f"{last_diagnostics['feature_rankme']:.1f}")
+          print(f'step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} '
+                f"loss {means['loss']:.4f}{rank} "
+                f"{means['images_per_second']:.0f} img/s "
+                f'eta {eta / 60:.1f} min',
+                flush=True)
+          metric_sums, interval_steps, interval_start = None, 0, time.time()
+        if checkpoint_now:  # Only after the finiteness check above.
+          checkpoints.save(manager, step, state, config)
+        if stops:
+          manager.wait_until_finished()
           writer.flush()
-          raise TrainingDiverged(divergence_message(
-              jax.device_get(nonfinite), means, step - interval_steps, step))
-        seconds = time.time() - interval_start
-        train_seconds += seconds
-        means['images_per_second'] = (interval_steps * config.train.batch_size
-                                      / seconds)
-        writer.write_scalars(step, {f'train/{k}': v for k, v in means.items()})
-        last_logged = means
-        eta = seconds / interval_steps * (total_steps - step)  # Latest pace.
-        rank = ''
-        if heldout is not None:
-          last_diagnostics = diagnose(state, step, checkpoint_now)
-          rank = f" feature rankme {last_diagnostics['feature_rankme']:.1f}"
-        print(f'step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} '
-              f"loss {means['loss']:.4f}{rank} "
-              f"{means['images_per_second']:.0f} img/s eta {eta / 60:.1f} min",
-              flush=True)
-        metric_sums, interval_steps, interval_start = None, 0, time.time()
-      if checkpoint_now:  # Only after the finiteness check above.
-        manager.save(step, args=ocp.args.StandardSave(state))
-      if stops:
-        manager.wait_until_finished()
-        writer.flush()
-        raise Stopped(f'{stops[0]} stopped the run after step {step}, saved in '
-                      f'{manager.directory}/{step}; run the same command to '
-                      'resume from there.')
-      due = [name for name, every in eval_every.items()
-             if every and step % every == 0 and step < total_steps]
-      if due:
-        eval_start = time.time()
-        evaluate(due, state, step)
-        interval_start += time.time() - eval_start  # Not training time.
-  manager.wait_until_finished()
+          raise Stopped(f'{stops[0]} stopped the run after step {step}, '
+                        f'saved in {manager.directory}/{step}; run the same '
+                        'command to resume from there.')
+        due = [name for name, every in eval_every.items()
+               if every and step % every == 0 and step < total_steps]
+        if due:
+          eval_start = time.time()
+          evaluate(due, state, step)
+          interval_start += time.time() - eval_start  # Not training time.
+      manager.wait_until_finished()  # Not cut short by a signal.
 
-  evaluation = evaluate(list(evals), state, step) if evals else {}
+    evaluation = evaluate(list(evals), state, step) if evals else {}
+  except BaseException as e:
+    run_history.finish(workdir, history, to_step=step,
+                       train_seconds=train_seconds,
+                       outcome=f'{type(e).__name__}: {e}'.splitlines()[0])
+    raise
+  history = run_history.finish(workdir, history, to_step=step,
+                               train_seconds=train_seconds,
+                               outcome='finished')
   writer.flush()
   results = {
       'method': config.method.name,
       'steps': step,
       'epochs': step / steps_per_epoch,
+      'train_seconds': sum(h.get('train_seconds', 0.0) for h in history),
       'train_seconds_this_run': train_seconds,
       'total_seconds_this_run': time.time() - start_time,
       'evals': evaluation.get('evals', {}),
@@ -363,9 +306,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       'devices': [str(d) for d in jax.devices()],
       'provenance': provenance.record(),
       'config': json.loads(config.to_json_best_effort()),
+      'history': run_history.summary(history),
   }
-  with open(os.path.join(workdir, 'results.json'), 'w') as f:
-    json.dump(results, f, indent=2)
+  run_history.write_json(os.path.join(workdir, 'results.json'), results)
   print(f'{len(splits["test"][1])} test images; total '
         f"{results['total_seconds_this_run'] / 60:.1f} min", flush=True)
   return results

@@ -7,13 +7,20 @@ the run at once with one message naming each such key, its value and what
 is allowed. Keys are matched by pattern (`fnmatch` on the flat key), so a new
 method's `temperature` or `beta` is checked without an entry here;
 `tests/test_validate.py` checks that every numeric key of every config
-matches a rule.
+matches a rule. Unknown method, backbone and optimizer names, and batches
+the devices cannot share, are refused here too, before the data is loaded.
 """
 import fnmatch
 import numbers
 
+import jax
 import ml_collections
 
+from ssljax import defaults
+from ssljax import methods
+from ssljax import models
+from ssljax import optim
+from ssljax import pipeline
 from ssljax.errors import InputError
 
 
@@ -100,15 +107,8 @@ RULES = (
 def numeric_settings(config: ml_collections.ConfigDict) -> dict:
   """{'section.key': value} of every number (or tuple of numbers) of the
   config; booleans are not numbers here."""
-  found = {}
-  def visit(prefix, node):
-    for key, value in node.items():
-      if isinstance(value, dict):
-        visit(f'{prefix}{key}.', value)
-      elif _numbers(value):
-        found[prefix + key] = value
-  visit('', config.to_dict())
-  return found
+  return {k: v for k, v in defaults.flat(config.to_dict()).items()
+          if _numbers(v)}
 
 
 def _numbers(value) -> tuple | None:
@@ -127,7 +127,9 @@ def rule(key: str):
 
 
 def check(config: ml_collections.ConfigDict):
-  """Raises one InputError naming every setting out of its range."""
+  """Raises one InputError naming every setting out of its range, then
+  one for an unknown method, backbone or optimizer name or a batch the
+  devices cannot share."""
   wrong = []
   for key, value in numeric_settings(config).items():
     found = rule(key)
@@ -137,3 +139,7 @@ def check(config: ml_collections.ConfigDict):
   if wrong:
     raise InputError('Out of range: ' + '; '.join(wrong) + '. Nothing was '
                      'started; set them with --config.KEY=VALUE.')
+  methods.check_name(config)
+  models.check_names(config)
+  optim.check_name(config)
+  pipeline.check_batch_sizes(config, jax.device_count())

@@ -53,3 +53,25 @@ def test_a_workdir_that_is_a_file_is_refused_in_one_line(tmp_path):
     with run_lock.exclusive(str(tmp_path / 'file')):
       pass
   assert '\n' not in str(raised.value)
+
+
+def test_a_read_only_workdir_is_refused_in_one_line(tmp_path):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  (workdir / 'run.lock').write_text('')  # Left by an earlier run.
+  if os.geteuid() == 0:  # Root ignores permissions, not the immutable flag.
+    if subprocess.run(['chattr', '+i', str(workdir)],
+                      check=False).returncode:
+      pytest.skip('cannot make a read-only folder here')
+  else:
+    workdir.chmod(0o555)
+  try:
+    with pytest.raises(InputError, match=r"'.*run' cannot be used: .* Pass "
+                       r'--workdir=<a writable directory>') as raised:
+      with run_lock.exclusive(str(workdir)):
+        pass
+    assert '\n' not in str(raised.value)
+  finally:
+    if os.geteuid() == 0:
+      subprocess.run(['chattr', '-i', str(workdir)], check=True)
+    workdir.chmod(0o755)

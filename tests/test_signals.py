@@ -1,16 +1,21 @@
 """SIGTERM (preemption) and SIGINT stop a run between steps, after it has
 checkpointed the step it reached, with one line saying where; the same
-command then resumes from there."""
+command then resumes from there. A run stopped so, or killed with SIGKILL at
+a random point after its first checkpoint, ends bit-identical to a run
+nothing interrupted."""
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 
+import orbax.checkpoint as ocp
 import pytest
 
+from ssljax import checkpoints
 from ssljax import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,26 +54,61 @@ def test_sigterm_and_sigint_are_recorded_between_steps_not_raised():
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-@pytest.mark.slow
-def test_sigterm_checkpoints_the_step_reached_then_resume_finishes(tmp_path):
-  signum = signal.SIGTERM
-  script = tmp_path / 'run.py'
-  script.write_text(_RUN.format(root=ROOT, tests=os.path.join(ROOT, 'tests')))
-  workdir = tmp_path / 'run'
-  proc = subprocess.Popen([sys.executable, str(script), str(workdir)],
+def _start(script, workdir):
+  return subprocess.Popen([sys.executable, str(script), str(workdir)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
+
+
+def _wait_for_first_checkpoint(proc, workdir):
   first = workdir / 'checkpoints' / '20'
   deadline = time.time() + 300
   while not first.exists() and proc.poll() is None and time.time() < deadline:
-    time.sleep(0.2)
+    time.sleep(0.1)
   assert first.exists(), proc.communicate()
-  proc.send_signal(signum)
+
+
+def _final_checksums(workdir):
+  """The final state's leaf checksums, verified against the state on disk
+  by the restore."""
+  manager = checkpoints.manager(str(workdir / 'checkpoints'))
+  step = manager.latest_step()
+  assert step == 100
+  restored = manager.restore(step, args=ocp.args.Composite(
+      default=ocp.args.StandardRestore()))
+  record = checkpoints.read_record(manager, step)
+  assert checkpoints.checksums(restored['default']) == record['checksums']
+  return record['checksums']
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+  """(script, final checksums, seconds from the first checkpoint to the
+  end) of the run no signal touched."""
+  tmp = tmp_path_factory.mktemp('uninterrupted')
+  script = tmp / 'run.py'
+  script.write_text(_RUN.format(root=ROOT, tests=os.path.join(ROOT, 'tests')))
+  proc = _start(script, tmp / 'run')
+  _wait_for_first_checkpoint(proc, tmp / 'run')
+  after_first = time.time()
+  _, stderr = proc.communicate(timeout=300)
+  assert proc.returncode == 0, stderr[-3000:]
+  return script, _final_checksums(tmp / 'run'), time.time() - after_first
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_the_step_reached_then_resume_is_bit_identical(
+    uninterrupted, tmp_path):
+  script, expected, _ = uninterrupted
+  workdir = tmp_path / 'run'
+  proc = _start(script, workdir)
+  _wait_for_first_checkpoint(proc, workdir)
+  proc.send_signal(signal.SIGTERM)
   _, stderr = proc.communicate(timeout=300)
 
   assert proc.returncode == 1, stderr
   line = [l for l in stderr.splitlines() if l.startswith('ssljax:')]
-  assert len(line) == 1 and signal.Signals(signum).name in line[0], stderr
+  assert len(line) == 1 and 'SIGTERM' in line[0], stderr
   stopped_at = int(line[0].split('after step ')[1].split(',')[0])
   assert 20 < stopped_at < 100  # After the first checkpoint, before the end.
   assert (workdir / 'checkpoints' / str(stopped_at)).is_dir()
@@ -81,4 +121,30 @@ def test_sigterm_checkpoints_the_step_reached_then_resume_finishes(tmp_path):
   assert f'Resuming from the checkpoint at step {stopped_at}' in (
       resumed.stdout)
   with open(workdir / 'results.json') as f:
-    assert json.load(f)['steps'] == 100
+    outcomes = [h.get('outcome') for h in json.load(f)['history']]
+  assert outcomes[0].startswith('Stopped: SIGTERM') and outcomes[1] == (
+      'finished')
+  assert _final_checksums(workdir) == expected  # Every leaf, bit for bit.
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_point_then_resume_is_bit_identical(
+    uninterrupted, tmp_path):
+  script, expected, seconds_left = uninterrupted
+  seed = int(time.time())
+  delay = random.Random(seed).uniform(0, 0.8 * seconds_left)
+  workdir = tmp_path / 'run'
+  proc = _start(script, workdir)
+  _wait_for_first_checkpoint(proc, workdir)
+  time.sleep(delay)
+  assert proc.poll() is None, f'ended before the kill (seed {seed})'
+  proc.kill()
+  proc.communicate()
+
+  resumed = subprocess.run([sys.executable, str(script), str(workdir)],
+                           capture_output=True, text=True, check=False)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert 'Resuming from the checkpoint at step ' in resumed.stdout
+  assert _final_checksums(workdir) == expected, (
+      f'killed {delay:.1f} s after the first checkpoint (seed {seed}): '
+      + resumed.stdout)

@@ -13,6 +13,7 @@ import pytest
 import tensorflow_datasets as tfds
 from tensorboard.backend.event_processing import event_accumulator
 
+from ssljax import checkpoints
 from ssljax import data
 from ssljax import evaluators
 from ssljax import pipeline
@@ -27,8 +28,9 @@ def _run(config, workdir):
 
 
 def _final_params(workdir):
-  manager = ocp.CheckpointManager(os.path.join(workdir, 'checkpoints'))
-  restored = manager.restore(manager.latest_step())
+  manager = checkpoints.manager(os.path.join(workdir, 'checkpoints'))
+  restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
+      default=ocp.args.StandardRestore()))[checkpoints.STATE]
   return manager.latest_step(), restored['params'], restored['method_state']
 
 
@@ -88,7 +90,8 @@ def test_damaged_checkpoint_stops_with_a_clear_message(tiny_config, tmp_path):
     if os.path.isfile(path):
       with open(path, 'wb') as f:
         f.write(b'garbage')
-  with pytest.raises(InputError, match='could not be restored'):
+  with pytest.raises(InputError, match=r'No checkpoint in .* is intact: the '
+                     r'checkpoint at .*/2 cannot be read'):
     _run(tiny_config, tmp_path)
   assert os.path.isdir(tmp_path / 'checkpoints' / '2')  # Nothing deleted.
 
@@ -103,22 +106,23 @@ def test_a_checkpoint_of_another_state_layout_is_refused_and_kept(tmp_path):
   # The jigsaw's state before its permutation set became a constant.
   old = _state({'permutations': jnp.zeros((64, 9), jnp.int32),
                 'min_hamming': jnp.int32(7)})
-  manager = train.checkpoint_manager(str(tmp_path))
-  manager.save(3, args=ocp.args.StandardSave(old))
+  manager = checkpoints.manager(str(tmp_path))
+  manager.save(3, args=ocp.args.Composite(
+      default=ocp.args.StandardSave(old)))  # Also: a record-less checkpoint.
   manager.wait_until_finished()
   message = ('only in the checkpoint: method_state.min_hamming, '
              'method_state.permutations.*permutation set')
   with pytest.raises(InputError, match=message):
-    train.restore_or_init(train.checkpoint_manager(str(tmp_path)), _state(()))
+    checkpoints.resume(checkpoints.manager(str(tmp_path)), _state(()))
   wider = _state({'permutations': jnp.zeros((64, 9), jnp.int32),
                   'min_hamming': jnp.int32(7)}).replace(
                       params={'w': jnp.ones((2, 3))})
   with pytest.raises(InputError, match=r'params.w \(2, 2\) vs \(2, 3\)'):
-    train.restore_or_init(train.checkpoint_manager(str(tmp_path)), wider)
+    checkpoints.resume(checkpoints.manager(str(tmp_path)), wider)
   assert os.listdir(tmp_path) == ['3']  # Nothing deleted.
-  restored = train.restore_or_init(train.checkpoint_manager(str(tmp_path)),
-                                   old)
-  assert int(restored.step) == 3
+  restored, record, step = checkpoints.resume(
+      checkpoints.manager(str(tmp_path)), old)
+  assert int(restored.step) == step == 3 and record is None
 
 
 @pytest.mark.parametrize('key, value, allowed', [

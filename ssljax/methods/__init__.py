@@ -85,11 +85,15 @@ def names() -> list[str]:
                 if m.name not in _SHARED)
 
 
+def check_name(config: ml_collections.ConfigDict):
+  """An unknown `config.method.name` fails naming the allowed values."""
+  if config.method.name not in names():
+    raise InputError(f'config.method.name={config.method.name!r} is not a '
+                     f'known method; allowed values: {names()}')
+
+
 def make(config: ml_collections.ConfigDict) -> Method:
-  """The method `config.method.name`, bound to `config`; an unknown name
-  fails naming the allowed values."""
-  name = config.method.name
-  if name not in names():
-    raise InputError(f'config.method.name={name!r} is not a known method; '
-                     f'allowed values: {names()}')
-  return importlib.import_module(f'{__name__}.{name}').make(config)
+  """The method `config.method.name`, bound to `config`."""
+  check_name(config)
+  return importlib.import_module(
+      f'{__name__}.{config.method.name}').make(config)

@@ -71,11 +71,8 @@ class SSLModel(nn.Module):
     return self.encoder(x, train=False)
 
 
-def create_model(config: ml_collections.ConfigDict,
-                 num_classes: int = 0) -> SSLModel:
-  """Builds the model named by `config.model`, with an online probe over
-  `num_classes` when `config.model.online_probe`; bad names fail with the
-  choices."""
+def check_names(config: ml_collections.ConfigDict):
+  """An unknown backbone or dtype fails naming the allowed values."""
   if config.model.backbone not in BACKBONES:
     raise InputError(
         f'config.model.backbone={config.model.backbone!r} is not known; '
@@ -84,6 +81,14 @@ def create_model(config: ml_collections.ConfigDict,
     raise InputError(
         f'config.model.dtype={config.model.dtype!r} is not known; '
         f'allowed values: {sorted(DTYPES)}')
+
+
+def create_model(config: ml_collections.ConfigDict,
+                 num_classes: int = 0) -> SSLModel:
+  """Builds the model named by `config.model`, with an online probe over
+  `num_classes` when `config.model.online_probe`; bad names fail with the
+  choices."""
+  check_names(config)
   dtype = compute_dtype(config.model.dtype)
   predictor = None
   if config.model.predictor_widths:
