@@ -38,21 +38,21 @@ class DatasetDamagedError(InputError):
 TFRECORD_FRAMING_BYTES = 16
 
 
-def check_shards(name: str, split: str, where: str) -> bool:
-  """Refuses a split whose prepared shards are partly missing, or whose
+def check_shards(name: str, split: str, where: str):
+  """Refuses a prepared split whose shard files are missing, or whose
   TFRecord files are not the size its dataset_info.json records (a copy
-  cut short, or altered), before anything is read. Returns whether the
-  files were there to check (False: not prepared here, or mocked)."""
+  cut short, or altered), before anything is read. A dataset not prepared
+  in `where` is left to tfds.load to report."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   try:
     builder = tfds.builder(name, data_dir=where)
     info = builder.info.splits[split]
     paths = [os.fspath(p) for p in info.filepaths]
   except Exception:  # pylint: disable=broad-except
-    return False  # Not prepared: tfds.load says so.
+    return  # Not prepared: tfds.load says so.
+  if not os.path.exists(os.path.join(builder.data_dir, 'dataset_info.json')):
+    return
   present = [p for p in paths if os.path.exists(p)]
-  if not present:
-    return False
   if len(present) < len(paths):
     missing = sorted(set(paths) - set(present))
     raise DatasetDamagedError(
@@ -68,7 +68,6 @@ def check_shards(name: str, split: str, where: str) -> bool:
           f'hold {actual} bytes where its dataset_info.json records '
           f'{expected} ({info.num_examples} examples), so they were cut '
           f'short or altered ({paths[0]}). {_again(where)}')
-  return True
 
 
 def data_dir_in_use(data_dir: str | None) -> str:
@@ -96,7 +95,7 @@ def load_split(name: str, split: str, data_dir: str | None = None,
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   where = data_dir_in_use(data_dir)
-  checked = check_shards(name, split, where)
+  check_shards(name, split, where)
   try:
     ds = tfds.load(name, split=split, data_dir=where, download=download)
   except Exception as e:  # pylint: disable=broad-except
@@ -124,13 +123,6 @@ def load_split(name: str, split: str, data_dir: str | None = None,
         f'TFDS dataset {name!r} split {split!r} in {where!r} is damaged: '
         f'{type(e).__name__}: {_tf_message(e)}. {_again(where)}') from None
   order = np.argsort(np.concatenate(ids), kind='stable')
-  expected = (tfds.builder(name, data_dir=where).info.splits[split]
-              .num_examples if checked else len(order))
-  if len(order) != expected:
-    raise DatasetDamagedError(
-        f'TFDS dataset {name!r} split {split!r} in {where!r} is damaged: it '
-        f'yielded {len(order)} examples where its metadata records '
-        f'{expected}. {_again(where)}')
   return (np.concatenate(images)[order],
           np.concatenate(labels)[order].astype(np.int32))
 

@@ -1,6 +1,7 @@
 """Loading CIFAR-10: the real prepared copy when present, mock data, and the
 message when the data is missing."""
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -64,3 +65,52 @@ def test_epoch_permutation_is_reproducible_and_changes_per_epoch():
   np.testing.assert_array_equal(first, data.epoch_permutation(key, 0, 100))
   assert sorted(np.asarray(first).tolist()) == list(range(100))
   assert not np.array_equal(first, data.epoch_permutation(key, 1, 100))
+
+
+@pytest.fixture(scope='module')
+def prepared(tmp_path_factory):
+  """A real prepared TFDS dataset (TFDS's own dummy_mnist, 20 examples,
+  made offline) and the path of its train shard."""
+  where = tmp_path_factory.mktemp('tfds')
+  builder = tfds.testing.DummyMnist(data_dir=str(where))
+  builder.download_and_prepare()
+  return str(where), str(builder.info.splits['train'].filepaths[0])
+
+
+def _copy_with(prepared, tmp_path, damage):
+  where, shard = prepared
+  copy = tmp_path / 'tfds'
+  shutil.copytree(where, copy)
+  path = str(copy / os.path.relpath(shard, where))
+  damage(path)
+  return str(copy)
+
+
+@pytest.mark.parametrize('damage, words', [
+    (lambda p: os.truncate(p, os.path.getsize(p) - 100),
+     r'its shard files hold 2460 bytes where its dataset_info.json records '
+     r'2560 \(20 examples\), so they were cut short'),
+    (os.remove, '1 of its 1 shard files are missing'),
+])
+def test_a_cut_or_missing_shard_is_named_before_reading(prepared, tmp_path,
+                                                       damage, words):
+  copy = _copy_with(prepared, tmp_path, damage)
+  with pytest.raises(data.DatasetDamagedError,
+                     match=f"'dummy_mnist' split 'train' is damaged: {words}"
+                     ) as raised:
+    data.load_split('dummy_mnist', 'train', copy)
+  assert '\n' not in str(raised.value) and 'again into' in str(raised.value)
+
+
+def test_corrupt_bytes_in_a_shard_are_named_as_damage(prepared, tmp_path):
+  def corrupt(path):
+    with open(path, 'r+b') as f:
+      f.seek(os.path.getsize(path) // 2)
+      f.write(b'\xa5' * 64)
+  copy = _copy_with(prepared, tmp_path, corrupt)
+  with pytest.raises(data.DatasetDamagedError,
+                     match=r"'train' in .* is damaged: DataLossError: "
+                     r'corrupted record at \d+\. Prepare \(or copy\) it '
+                     'again') as raised:
+    data.load_split('dummy_mnist', 'train', copy)
+  assert '\n' not in str(raised.value)

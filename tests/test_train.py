@@ -82,18 +82,37 @@ def test_run_writes_events_checkpoints_results_and_resumes_exactly(
 
 
 @pytest.mark.slow
-def test_damaged_checkpoint_stops_with_a_clear_message(tiny_config, tmp_path):
-  tiny_config.train.num_epochs = 0.5  # 2 steps.
+def test_a_damaged_checkpoint_falls_back_to_the_intact_one_and_ends_the_same(
+    tiny_config, tmp_path, capsys):
+  tiny_config.train.num_epochs = 1.0  # Checkpoints at steps 2 and 4.
+  tiny_config.evals = {}
   _run(tiny_config, tmp_path)
-  for path in glob.glob(str(tmp_path / 'checkpoints' / '2' / '**' / '*'),
+  ckpts = tmp_path / 'checkpoints'
+  expected = checkpoints.read_record(checkpoints.manager(str(ckpts)), 4)
+  # 64 bytes in the middle of the largest data file of the latest step.
+  largest = max(glob.glob(str(ckpts / '4' / 'default' / '**' / '*'),
+                          recursive=True), key=os.path.getsize)
+  with open(largest, 'r+b') as f:
+    f.seek(os.path.getsize(largest) // 2)
+    f.write(b'\0' * 64)
+  capsys.readouterr()
+  _run(tiny_config, tmp_path)
+  out = capsys.readouterr().out
+  assert 'checkpoints/4 ' in out and 'resuming from step 2, the newest ' in out
+  assert os.listdir(tmp_path / 'damaged_checkpoints') == ['4']  # Kept.
+  again = checkpoints.read_record(checkpoints.manager(str(ckpts)), 4)
+  assert again['checksums'] == expected['checksums']  # Bit-identical.
+
+  # With no intact step left, the run is refused and nothing is touched.
+  for path in glob.glob(str(ckpts / '*' / 'default' / '**' / '*'),
                         recursive=True):
     if os.path.isfile(path):
       with open(path, 'wb') as f:
         f.write(b'garbage')
   with pytest.raises(InputError, match=r'No checkpoint in .* is intact: the '
-                     r'checkpoint at .*/2 cannot be read'):
+                     r'checkpoint at .*/4 cannot be read'):
     _run(tiny_config, tmp_path)
-  assert os.path.isdir(tmp_path / 'checkpoints' / '2')  # Nothing deleted.
+  assert sorted(os.listdir(ckpts)) == ['2', '4']
 
 
 def _state(method_state):
