@@ -1,8 +1,9 @@
 """Train-state checkpoints that are verified when they are read back.
 
 Orbax writes each step's state with TensorStore, which keeps no checksum of
-the values: 64 zeroed bytes in a data file restored silently, in 2 of about
-15 tries, as optimizer momenta holding NaN and 2.5e38. So every checkpoint
+the values (orbax's zarr3 layout checksums only the chunk index, and the
+default layout nothing): 64 zeroed bytes in a data file restored silently,
+in 2 of about 15 tries, as optimizer momenta holding NaN and 2.5e38. So every checkpoint
 carries a record beside the state (one orbax step, written atomically with
 it): the config that produced it and a BLAKE2 checksum of each leaf's dtype,
 shape and bytes. A restore recomputes the checksums and checks every float
@@ -13,6 +14,7 @@ Checkpoints written before records existed are checked for finiteness only.
 import hashlib
 import json
 import os
+import re
 import shutil
 
 import jax
@@ -162,7 +164,7 @@ def restore(checkpoints: ocp.CheckpointManager, state, step: int
   try:
     restored = checkpoints.restore(step, args=ocp.args.Composite(**wanted))
   except Exception as e:  # pylint: disable=broad-except
-    reason = (str(e).strip().splitlines() or [''])[0][:200]
+    reason = re.split(r'\.\s|\n', str(e).strip())[0][:160]
     raise Damaged(f'the checkpoint at {where} cannot be read '
                   f'({type(e).__name__}: {reason})') from None
   record = restored[RECORD] if has_record else None

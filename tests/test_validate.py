@@ -71,3 +71,20 @@ def test_all_bad_values_in_one_message_before_anything_is_written(tmp_path):
                      r'config.train.keep_checkpoints=0'):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert not os.path.exists(tmp_path / 'run')
+
+
+@pytest.mark.parametrize('key, value, allowed', [
+    ('method.name', 'vicregg', 'vicreg_tico'),
+    ('model.backbone', 'resnet19', 'resnet50'),
+    ('model.dtype', 'float8', 'bfloat16'),
+    ('optimizer.name', 'adam', 'adamw'),
+])
+def test_unknown_names_are_refused_before_anything_is_written(
+    tmp_path, key, value, allowed):
+  config = importlib.import_module('configs.vicreg').get_config('smoke')
+  section, name = key.split('.')
+  config[section][name] = value
+  config.data.data_dir = str(tmp_path / 'no_data')  # Never reached.
+  with pytest.raises(InputError, match=f'config.{key}.*{allowed}'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not os.path.exists(tmp_path / 'run')
