@@ -1,7 +1,10 @@
 """Evaluators as plug-ins: the features are extracted once per evaluation and
 shared, every evaluator's result lands under its own name, and each module
 of ssljax/evaluators/ builds from the default config."""
+import fcntl
 import importlib
+import json
+import threading
 import types
 
 import jax.numpy as jnp
@@ -76,3 +79,27 @@ def test_chosen_evaluators_take_the_configs_settings_else_their_defaults():
   assert built['knn'].run(features)['k'] == 3  # The config's, not 200.
   with pytest.raises(InputError, match="Unknown evaluators \\['nearest'\\]"):
     evaluators.make_all(config, ['knn', 'nearest'])
+
+
+def test_writers_of_one_steps_evaluation_take_turns_and_keep_both(tmp_path):
+  writer = types.SimpleNamespace(write_images=lambda *a: None,
+                                 write_scalars=lambda *a: None)
+  evaluator = lambda name: {name: evaluators.Evaluator(
+      run=None, summary={f'{name}_n': 'n'})}
+  write = lambda name: evaluators.record(
+      writer, str(tmp_path), 7, {'features': {'dim': 2}, name: {'n': 1}},
+      evaluator(name))
+  write('a')  # The training run's evaluation of step 7.
+  (tmp_path / 'eval' / '.lock').touch()
+  with open(tmp_path / 'eval' / '.lock') as held:  # Another writer's turn.
+    fcntl.flock(held, fcntl.LOCK_EX)
+    second = threading.Thread(target=write, args=('b',))
+    second.start()
+    second.join(timeout=1.0)
+    assert second.is_alive()  # Waits for the lock, has not written.
+    assert 'b' not in json.loads((tmp_path / 'eval' / '7.json').read_text())[
+        'evals']
+  second.join(timeout=30)
+  saved = json.loads((tmp_path / 'eval' / '7.json').read_text())
+  assert saved['a_n'] == saved['b_n'] == 1
+  assert saved['evals']['a'] == saved['evals']['b'] == {'n': 1}

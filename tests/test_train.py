@@ -86,6 +86,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_intact_one_and_ends_the_same(
     tiny_config, tmp_path, capsys):
   tiny_config.train.num_epochs = 1.0  # Checkpoints at steps 2 and 4.
   tiny_config.evals = {}
+  tiny_config.diagnostics.num_images = 0
   _run(tiny_config, tmp_path)
   ckpts = tmp_path / 'checkpoints'
   expected = checkpoints.read_record(checkpoints.manager(str(ckpts)), 4)
@@ -102,17 +103,6 @@ def test_a_damaged_checkpoint_falls_back_to_the_intact_one_and_ends_the_same(
   assert os.listdir(tmp_path / 'damaged_checkpoints') == ['4']  # Kept.
   again = checkpoints.read_record(checkpoints.manager(str(ckpts)), 4)
   assert again['checksums'] == expected['checksums']  # Bit-identical.
-
-  # With no intact step left, the run is refused and nothing is touched.
-  for path in glob.glob(str(ckpts / '*' / 'default' / '**' / '*'),
-                        recursive=True):
-    if os.path.isfile(path):
-      with open(path, 'wb') as f:
-        f.write(b'garbage')
-  with pytest.raises(InputError, match=r'No checkpoint in .* is intact: the '
-                     r'checkpoint at .*/4 cannot be read'):
-    _run(tiny_config, tmp_path)
-  assert sorted(os.listdir(ckpts)) == ['2', '4']
 
 
 def _state(method_state):

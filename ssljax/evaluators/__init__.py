@@ -11,6 +11,7 @@ writes an evaluation: each evaluator's numbers and pictures under its own
 name in DIR/eval/<step>.json, DIR/eval/<step>/*.png and TensorBoard.
 """
 import dataclasses
+import fcntl
 import functools
 import importlib
 import json
@@ -162,14 +163,18 @@ def record(writer: metric_writers.MetricWriter, workdir: str, step: int,
       writer.write_images(step, {f'{name}/{picture}': image[None]})
     writer.write_scalars(step, _scalars(name, results[name]))
   path = os.path.join(workdir, 'eval', f'{step}.json')
-  record = {'step': step, 'evals': {}}
-  if os.path.exists(path):  # An earlier evaluation of this step: keep it.
-    with open(path) as f:
-      record = json.load(f)
-  record.update(summary(results, evals))
-  record['evals'].update(results)
-  with open(path, 'w') as f:
-    json.dump(record, f, indent=2)
+  # A run's own evaluation and `ssljax.evaluate` may write one step at once.
+  with open(os.path.join(workdir, 'eval', '.lock'), 'a') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    record = {'step': step, 'evals': {}}
+    if os.path.exists(path):  # An earlier evaluation of this step: keep it.
+      with open(path) as f:
+        record = json.load(f)
+    record.update(summary(results, evals))
+    record['evals'].update(results)
+    with open(path + '.tmp', 'w') as f:
+      json.dump(record, f, indent=2)
+    os.replace(path + '.tmp', path)  # Never half a file to a reader.
   lines = [f'evaluation at step {step} ({path}):']
   lines += [f'  {key:<24}{value:.4f}' if isinstance(value, float) else
             f'  {key:<24}{value}' for key, value in record.items()
