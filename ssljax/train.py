@@ -278,14 +278,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       manager.wait_until_finished()  # Not cut short by a signal.
 
     evaluation = evaluate(list(evals), state, step) if evals else {}
+    outcome = 'finished'
   except BaseException as e:
-    run_history.finish(workdir, history, to_step=step,
-                       train_seconds=train_seconds,
-                       outcome=f'{type(e).__name__}: {e}'.splitlines()[0])
+    outcome = f'{type(e).__name__}: {e}'.splitlines()[0]
     raise
-  history = run_history.finish(workdir, history, to_step=step,
-                               train_seconds=train_seconds,
-                               outcome='finished')
+  finally:
+    history = run_history.finish(workdir, history, to_step=step,
+                                 train_seconds=train_seconds, outcome=outcome)
   writer.flush()
   results = {
       'method': config.method.name,
