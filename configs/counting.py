@@ -1,7 +1,7 @@
 """Counting visual primitives (Noroozi et al., ICCV 2017) on CIFAR-10.
 
-Presets (`configs/counting.py:cpu`): full (default), cpu, smoke; see
-`ssljax/defaults.py`. The recipe is `defaults.use_pretext_recipe`. The
+Presets (`configs/counting.py:cpu`): full (default), cpu, smoke, gpu, tpu;
+see `ssljax/defaults.py`. The recipe is `defaults.use_pretext_recipe`. The
 downsampled image and its four tiles are 16x16, upsampled to 32x32 in the
 full recipe. The count vector has 1000 entries in the full recipe (as the
 paper) and the margin is the paper's 10; the head is Linear-BN-ReLU, Linear,
@@ -23,8 +23,8 @@ def get_config(preset: str = 'full'):
   defaults.use_pretext_recipe(config, preset, num_classes=None)
   config.optimizer.learning_rate = 0.02
   config.model.projector_widths = {'full': (1024, 1000), 'cpu': (256, 256),
-                                   'smoke': (64, 64)}[preset]
-  if preset == 'full':
+                                   'smoke': (64, 64)}[defaults.scale(preset)]
+  if defaults.scale(preset) == 'full':
     config.method.input_size = 32
   if preset == 'cpu':
     # Five 16x16 inputs per image cost about as much as a two-view 24x24

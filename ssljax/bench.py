@@ -92,9 +92,9 @@ def run(config, steps: int = 5, repeats: int = 5,
   host_labels = np.arange(len(host_images)) % 10
   pipe = pipeline.build(config, pipeline.data_mesh(),
                         data.describe(host_images, host_labels))
-  images = jax.device_put(host_images, pipe.replicated)
+  images = pipe.device_split(host_images)
   labels = (None if pipe.model.classifier is None else
-            jax.device_put(host_labels, pipe.replicated))
+            pipe.device_split(host_labels))
   perm = jax.device_put(jnp.arange(len(host_images)), pipe.replicated)
   state = pipe.initial_state()
   results = {'config': config.method.name, 'batch_size': batch,

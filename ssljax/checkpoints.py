@@ -22,6 +22,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ssljax import hosts
+
 from ssljax.errors import InputError
 
 # Orbax's name of a lone item, kept for the state so that checkpoints
@@ -183,11 +185,12 @@ def resume(checkpoints: ocp.CheckpointManager, state
   and the step resumed; when no step is intact, nothing is moved and the
   run is refused. A half-written step that a killed save left is removed."""
   directory = str(checkpoints.directory)
-  for name in os.listdir(directory):  # Orbax's own cleanup races tfds mocks.
-    if ocp.path.atomicity.TMP_DIR_SUFFIX in name:
-      shutil.rmtree(os.path.join(directory, name))
+  for name in os.listdir(directory) if hosts.is_main() else ():
+    if ocp.path.atomicity.TMP_DIR_SUFFIX in name:  # Orbax's own cleanup
+      shutil.rmtree(os.path.join(directory, name))  # races tfds mocks.
       print(f'Note: removed {name}, a save that was cut short (never a '
             'complete checkpoint).', flush=True)
+  hosts.barrier('ssljax: checkpoints cleaned')
   steps = sorted(checkpoints.all_steps(), reverse=True)
   damaged = []
   for step in steps:
@@ -198,10 +201,12 @@ def resume(checkpoints: ocp.CheckpointManager, state
       continue
     if damaged:
       aside = os.path.join(os.path.dirname(directory), DAMAGED_DIR)
-      os.makedirs(aside, exist_ok=True)
-      for bad, _ in damaged:
-        shutil.move(os.path.join(directory, str(bad)),
-                    os.path.join(aside, str(bad)))
+      if hosts.is_main():  # Every process found the same damage.
+        os.makedirs(aside, exist_ok=True)
+        for bad, _ in damaged:
+          shutil.move(os.path.join(directory, str(bad)),
+                      os.path.join(aside, str(bad)))
+      hosts.barrier('ssljax: damaged checkpoints moved')
       checkpoints.reload()
       print(f'WARNING: {damaged[0][1]}; resuming from step {step}, the newest '
             f'intact checkpoint (damaged steps {[s for s, _ in damaged]} '

@@ -2,11 +2,40 @@
 
 Presets trade scale for time and keep one file per method:
   full:  the published CIFAR-10 recipe (ResNet-18, 2048-d projector, 1000
-         epochs, LARS); GPU/TPU.
+         epochs, LARS); GPU/TPU, in the dtype the device computes fastest
+         ('auto').
+  gpu:   the full recipe on one GPU, in bfloat16.
+  tpu:   the full recipe on a TPU v2-8, v3-8 or v4-8, in bfloat16, at a
+         global batch of 1024.
   cpu:   a small encoder and a short schedule that finish, probe included, in
          under 30 minutes on a 2-core laptop CPU.
   smoke: the whole path (a few dozen steps on the real data, checkpoint,
          probe) in a few minutes.
+
+The accelerator presets, gpu and tpu, train the full recipe's model and
+augmentation (`scale(preset)` is 'full'): ResNet-18 at width 1 on 32x32
+views, each method's published projector, 1000 epochs. Both set
+`model.dtype='bfloat16'` rather than 'auto', so that a preset computes alike
+on every machine (solo-learn's CIFAR recipes train in mixed precision too);
+parameters, optimizer state and BatchNorm statistics stay float32, and the
+heads' outputs reach the losses in float32 (`methods.common.view_outputs`,
+and BYOL's `targets`), so covariances, norms, logits, TiCo's running C and
+BYOL's targets are float32 (tests/test_presets.py). Learning rates are per
+256 images and the optimizer scales the peak linearly with the batch
+(`optim.learning_rate_schedule`, as solo-learn does), so a preset changes
+the batch alone; warmup is in epochs (10, the recipes'), the same share of
+the run at any batch.
+  gpu: batch 256, as the recipes: 195 steps per epoch, 195,000 in all; logs
+       every 200 steps (~1 epoch), checkpoints every 4,000 (~20 epochs).
+  tpu: batch 1024, 128 per core on 8 cores (and 256 per chip on a v4-8's 4
+       devices), so each peak rate is 4x its base; 48 steps per epoch,
+       48,000 in all; logs every 100 steps (~2 epochs), checkpoints every
+       1,000 (~21 epochs).
+Either way a run logs once per 1-2 epochs, where `full` logs twice an epoch,
+and writes ~50 checkpoints, keeping the last 3 (a preemption's SIGTERM
+checkpoints the step it stops at anyway). What a method's recipe changes
+for them is in its config file, the pretext tasks' shared recipe in
+`use_pretext_recipe`.
 """
 import ml_collections
 
@@ -18,7 +47,22 @@ from ssljax.evaluators import linear_probe
 from ssljax.evaluators import online_probe
 from ssljax.errors import InputError
 
-PRESETS = ('full', 'cpu', 'smoke')
+PRESETS = ('full', 'cpu', 'smoke', 'gpu', 'tpu')
+# The full recipe on an accelerator, in bfloat16: the train settings that
+# differ from `full` (the module's docstring says why).
+ACCELERATORS = {
+    'gpu': dict(batch_size=256, log_every_steps=200,
+                checkpoint_every_steps=4000),
+    'tpu': dict(batch_size=1024, log_every_steps=100,
+                checkpoint_every_steps=1000),
+}
+
+
+def scale(preset: str) -> str:
+  """The scale a preset trains at: 'full' for the accelerator presets, which
+  are the full recipe on a given device, else the preset itself. Configs
+  index their per-scale settings (head widths, crop scale) by it."""
+  return 'full' if preset in ACCELERATORS else preset
 
 
 def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
@@ -106,6 +150,9 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
     config.train.log_every_steps = 10
     config.train.checkpoint_every_steps = 20
     config.optimizer.warmup_epochs = 0.01
+  elif preset in ACCELERATORS:
+    config.model.dtype = 'bfloat16'
+    config.train.update(ACCELERATORS[preset])
   return config
 
 
@@ -116,21 +163,29 @@ def use_pretext_recipe(config: ml_collections.ConfigDict, preset: str,
   a one-hidden-layer classifier head with a bias (`num_classes` outputs;
   None keeps the config's head, e.g. counting's count vector); the input
   transformation is the task's own, so the augmentation is one view of
-  crop and flip only."""
+  crop and flip only.
+
+  The accelerator presets train the full recipe in bfloat16: `gpu` at its
+  batch of 128; `tpu` at the global batch of 1024 (128 per core), its peak
+  rate 8x gpu's by the optimizer's linear scaling (with which Goyal et al.
+  2017 train SGD up to batch 8k), warmed up over 5 epochs rather than 1
+  (their gradual warmup; 240 steps here), since no published pretext recipe
+  trains at that batch."""
   config.optimizer.name = 'sgd'
   config.optimizer.learning_rate = 0.2
   config.optimizer.weight_decay = 5e-4
   config.model.projector_last_bias = True
   if num_classes is not None:
-    hidden = {'full': 1024, 'cpu': 256, 'smoke': 64}[preset]
+    hidden = {'full': 1024, 'cpu': 256, 'smoke': 64}[scale(preset)]
     config.model.projector_widths = (hidden, num_classes)
   config.augment.update(dict(
       crop_scale=(0.5, 1.0), flip_prob=(0.5,), jitter_prob=(0.0,),
       grayscale_prob=(0.0,), blur_prob=(0.0,), solarize_prob=(0.0,)))
-  if preset == 'full':
-    config.train.batch_size = 128
+  if scale(preset) == 'full':
     config.train.num_epochs = 200.0
-    config.optimizer.warmup_epochs = 1.0
+    config.optimizer.warmup_epochs = 5.0 if preset == 'tpu' else 1.0
+    if preset != 'tpu':
+      config.train.batch_size = 128
 
 
 def flat(tree: dict, prefix: str = '') -> dict:

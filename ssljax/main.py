@@ -3,11 +3,20 @@
 Any config value can be overridden, e.g. `--config.train.num_epochs=1`, and a
 config file takes a preset after a colon: `--config=configs/vicreg_tico.py:cpu`.
 A user error ends in one line (`ssljax.cli`); `--verbose` adds the traceback.
+
+Several hosts train one run as one process each (`ssljax.hosts`): the same
+command on every host, plus `--coordinator_address=HOST:PORT
+--num_processes=N --process_id=I` where no launcher says so (on TPU VMs,
+SLURM and Open MPI JAX finds them itself).
 """
+import os
+import sys
+
 from absl import flags
 from ml_collections import config_flags
 
 from ssljax import cli
+from ssljax import hosts
 from ssljax import train
 
 FLAGS = flags.FLAGS
@@ -17,12 +26,20 @@ flags.DEFINE_bool('allow_config_change', False, 'Resume a workdir even where '
                   'the config differs from the one its checkpoint was trained '
                   'with in a key that changes the computation (recorded in '
                   'its history.json).')
+flags.DEFINE_string('coordinator_address', None, 'HOST:PORT of process 0 '
+                    'of a multi-host run, the same on every process.')
+flags.DEFINE_integer('num_processes', None, 'Processes of a multi-host run.')
+flags.DEFINE_integer('process_id', None, 'This process: 0 ... num_processes-1.')
 config_flags.DEFINE_config_file('config', None, 'Config file (and preset).',
                                 lock_config=True)
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main():
+  hosts.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                   FLAGS.process_id)
+  if not hosts.is_main():  # Process 0 prints for all; errors still show.
+    sys.stdout = open(os.devnull, 'w')  # pylint: disable=consider-using-with
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir,
                            FLAGS.allow_config_change)
 

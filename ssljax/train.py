@@ -23,6 +23,7 @@ from ssljax import collapse
 from ssljax import data
 from ssljax import defaults
 from ssljax import evaluators
+from ssljax import hosts
 from ssljax import pictures
 from ssljax import pipeline
 from ssljax import provenance
@@ -130,7 +131,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   results.json. A workdir with checkpoints resumes from its newest intact
   one, with the config it was trained with unless `allow_config_change`."""
   validate.check(config)
-  with run_lock.exclusive(workdir):
+  # Process 0 holds the workdir for all the processes of a multi-host run.
+  with (run_lock.exclusive(workdir) if hosts.is_main()
+        else contextlib.nullcontext()):
     return _train_and_evaluate(config, workdir, allow_config_change)
 
 
@@ -170,21 +173,26 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     print('Resuming with changed settings (recorded in '
           f'{run_history.HISTORY}): ' + ', '.join(
               f'{k} {a!r} -> {b!r}' for k, (a, b) in found.items()), flush=True)
-  history = run_history.start(workdir, config, resumed, found, allowed)
+  history = (run_history.start(workdir, config, resumed, found, allowed)
+             if hosts.is_main() else [])
 
-  writer = metric_writers.create_default_writer(workdir)
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=not hosts.is_main())
   writer.write_hparams(flat_hparams(config))
   writer.write_images(int(state.step),
                       {'augmented_views': view_grid(pipe, train_images)})
 
   def evaluate(names, state, step):
     chosen = {n: evals[n] for n in names}
-    return evaluators.record(writer, workdir, step, evaluators.evaluate(
-        pipe, state, splits, chosen), chosen)
+    results = evaluators.evaluate(pipe, state, splits, chosen)
+    if not hosts.is_main():  # Each process computed the same results.
+      return evaluators.summary(results, chosen)
+    return evaluators.record(writer, workdir, step, results, chosen)
 
   # The collapse diagnostics see the same held-out views at every log.
   num_heldout = config.diagnostics.num_images
-  heldout = (pipe.jitted_diagnostic_views(splits['test'][0][:num_heldout])
+  heldout = (pipe.jitted_diagnostic_views(hosts.global_array(
+      pipe.batch_sharded, splits['test'][0][:num_heldout]))
              if num_heldout else None)
   warned = {}  # {measure: (step, message)}: each warning is given once.
 
@@ -200,10 +208,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         writer.write_texts(step, {'collapse/warning': message})
     return measures
 
-  device_images = jax.device_put(train_images, pipe.replicated)
+  device_images = pipe.device_split(train_images)
   # Only the online probe sees labels; without it the step is label-free.
   device_labels = (None if pipe.model.classifier is None else
-                   jax.device_put(splits['train'][1], pipe.replicated))
+                   pipe.device_split(splits['train'][1]))
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=total_steps, writer=writer)
   eval_every = {name: round(cfg.get('every_epochs', 0) * steps_per_epoch)
@@ -230,8 +238,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         nonfinite = first_nonfinite(
             nonfinite or {k: jnp.int32(-1) for k in metrics}, metrics, step)
         report_progress(step, time.time())
+        stopping = bool(stops)
+        if jax.process_count() > 1:  # All stop at the same (log) step.
+          stopping = (step % config.train.log_every_steps == 0
+                      and hosts.any_process(stopping))
         checkpoint_now = (step % config.train.checkpoint_every_steps == 0
-                          or step == total_steps or bool(stops))
+                          or step == total_steps or stopping)
         if step % config.train.log_every_steps == 0 or checkpoint_now:
           # The only host synchronisation in the loop.
           means = {k: float(v) / interval_steps
@@ -263,10 +275,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           metric_sums, interval_steps, interval_start = None, 0, time.time()
         if checkpoint_now:  # Only after the finiteness check above.
           checkpoints.save(manager, step, state, config)
-        if stops:
+        if stopping:
           manager.wait_until_finished()
           writer.flush()
-          raise Stopped(f'{stops[0]} stopped the run after step {step}, '
+          signal_name = stops[0] if stops else 'A signal to another process'
+          raise Stopped(f'{signal_name} stopped the run after step {step}, '
                         f'saved in {manager.directory}/{step}; run the same '
                         'command to resume from there.')
         due = [name for name, every in eval_every.items()
@@ -283,8 +296,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     outcome = f'{type(e).__name__}: {e}'.splitlines()[0]
     raise
   finally:
-    history = run_history.finish(workdir, history, to_step=step,
-                                 train_seconds=train_seconds, outcome=outcome)
+    if hosts.is_main():
+      history = run_history.finish(workdir, history, to_step=step,
+                                   train_seconds=train_seconds,
+                                   outcome=outcome)
   writer.flush()
   results = {
       'method': config.method.name,
@@ -307,7 +322,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       'config': json.loads(config.to_json_best_effort()),
       'history': run_history.summary(history),
   }
-  run_history.write_json(os.path.join(workdir, 'results.json'), results)
+  if hosts.is_main():
+    run_history.write_json(os.path.join(workdir, 'results.json'), results)
   print(f'{len(splits["test"][1])} test images; total '
         f"{results['total_seconds_this_run'] / 60:.1f} min", flush=True)
   return results

@@ -21,13 +21,13 @@ from ssljax.pipeline import TrainState
 def test_features_are_extracted_once_and_shared_by_every_evaluator():
   calls = []
 
-  def jitted_features(variables, images):  # A stand-in encoder: 2 numbers.
+  def host_features(variables, images):  # A stand-in encoder: 2 numbers.
     calls.append(len(images))
     flat = jnp.asarray(images, jnp.float32).reshape(len(images), -1)
     return variables['params']['scale'] * flat[:, :2]
 
   pipe = types.SimpleNamespace(
-      jitted_features=jitted_features,
+      host_features=host_features,
       config=ml_collections.ConfigDict({'eval_batch_size': 4}))
   state = TrainState(step=0, params={'scale': 2.0}, batch_stats={},
                      opt_state=(), method_state=(), rng=None)

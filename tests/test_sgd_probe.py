@@ -67,20 +67,20 @@ def _stand_in(num_train=16, num_test=8, size=8):
   list of the batches it encoded."""
   encoded = []
 
-  def jitted_features(variables, images):
+  def host_features(variables, images):
     encoded.append(np.asarray(images))
     x = jnp.asarray(images, jnp.float32)
     pooled = x.reshape(len(x), 4, size // 4, 4, size // 4, 3).mean((2, 4))
     return variables['params']['scale'] * pooled.reshape(len(x), -1)
 
   pipe = types.SimpleNamespace(
-      jitted_features=jitted_features,
+      host_features=host_features,
       config=ml_collections.ConfigDict({'eval_batch_size': 8}))
   state = types.SimpleNamespace(params={'scale': 1.0}, batch_stats={})
   rng = np.random.default_rng(0)
   train = rng.integers(0, 256, (num_train, size, size, 3), np.uint8)
   test = rng.integers(0, 256, (num_test, size, size, 3), np.uint8)
-  test_features = np.asarray(jitted_features(
+  test_features = np.asarray(host_features(
       {'params': state.params}, test.astype(np.float32) / 255))
   features = evaluators.Features(
       train=None, train_labels=rng.integers(0, 3, num_train),

@@ -25,7 +25,10 @@ def _two_steps(config, devices, images):
                         data.describe(images))
   state = pipe.initial_state()
   perm = jax.device_put(jnp.arange(len(images))[::-1], pipe.replicated)
-  on_devices = jax.device_put(images, pipe.replicated)
+  on_devices = pipe.device_split(images)
+  # Each device holds its own rows of the split, none the whole.
+  assert {s.data.shape[0] for s in on_devices.addressable_shards} == {
+      len(images) // len(devices)}
   for _ in range(2):
     state, metrics = pipe.jitted_train_step(state, on_devices, perm)
   diagnostics = pipe.jitted_diagnostics(

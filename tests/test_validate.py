@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from ssljax import defaults
 from ssljax import evaluators
 from ssljax import train
 from ssljax import validate
@@ -17,7 +18,7 @@ def _every_config():
     name = os.path.basename(path)[:-3]
     if name != '__init__':
       module = importlib.import_module(f'configs.{name}')
-      for preset in ('full', 'cpu', 'smoke'):
+      for preset in defaults.PRESETS:
         config = module.get_config(preset)
         for evaluator in evaluators.names():  # The opt-in ones too.
           config.evals[evaluator] = importlib.import_module(

@@ -66,7 +66,7 @@ def run_variant(variant, splits, mesh):
   start = time.time()
   pipe = pipeline.build(config, mesh, data.describe(train_x))
   state = pipe.initial_state()
-  images = jax.device_put(train_x, pipe.replicated)
+  images = pipe.device_split(train_x)
   losses, std = [], float('nan')
   for step in range(pipe.total_steps):
     if step % pipe.steps_per_epoch == 0:

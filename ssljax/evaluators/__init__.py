@@ -100,9 +100,10 @@ def extract_features(encode: Callable[[np.ndarray], jax.Array],
 def encoder_features(pipe, state, splits: dict) -> Features:
   """The encoder features of `state` on the train and test splits ({split:
   (uint8 images, labels)}), extracted with the pipeline's jitted encoder,
-  the images split over its mesh."""
+  the images split over its mesh (and over the processes of a multi-host
+  run, each of which gets every feature)."""
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
-  encode = functools.partial(pipe.jitted_features, variables)
+  encode = functools.partial(pipe.host_features, variables)
   batch_size = pipe.config.eval_batch_size
   (train_images, train_labels), (test_images, test_labels) = (
       splits['train'], splits['test'])

@@ -7,6 +7,7 @@ statistics, and from an encoder that kept moving, so it is a monitor, not a
 replacement for `linear_probe` (DeepMind's BYOL and solo-learn report it
 the same way). A run without the probe gets a note and no accuracy.
 """
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -24,7 +25,7 @@ def make(eval_config: ml_collections.ConfigDict,
     if 'classifier' not in features.state.params:
       return {'note': 'no online probe: the run was trained without '
                       '--config.model.online_probe=True'}
-    layer = features.state.params['classifier']
+    layer = jax.device_get(features.state.params['classifier'])
     logits = jnp.asarray(features.test) @ layer['kernel'] + layer['bias']
     predictions = np.asarray(jnp.argmax(logits, axis=1))
     return {'test_accuracy': float(np.mean(predictions

@@ -193,7 +193,7 @@ def make(eval_config: ml_collections.ConfigDict,
           f'larger than the train split ({num_train} images); lower it.')
     state = features.state
     encode = functools.partial(
-        features.pipe.jitted_features,
+        features.pipe.host_features,
         {'params': state.params, 'batch_stats': state.batch_stats})
     crop_key, order_key = jax.random.split(jax.random.PRNGKey(config.seed))
     epoch_features = lambda epoch: augmented_features(

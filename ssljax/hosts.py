@@ -1,0 +1,100 @@
+"""Several processes, one per host, as JAX's multi-controller model runs them.
+
+Every process runs the same program on its own devices; the mesh spans all
+of them (`pipeline.data_mesh`), and a jitted step over it is one global
+computation. What differs between processes is only which rows of a global
+array each one holds, and who writes: process 0 writes the logs, results and
+history; orbax writes checkpoints from every process as it is designed to.
+"""
+import glob
+import os
+
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+
+from ssljax.errors import InputError
+
+
+def _cluster_detected() -> bool:
+  """A launcher JAX's `jax.distributed.initialize()` finds by itself: SLURM
+  with several tasks, Open MPI's mpirun, or a Cloud TPU VM (whose metadata
+  names the other hosts of a pod slice)."""
+  slurm = int(os.environ.get('SLURM_NTASKS', '1')) > 1
+  mpi = 'OMPI_MCA_orte_hnp_uri' in os.environ
+  tpu_vm = bool(glob.glob('/dev/accel*') or glob.glob('/dev/vfio/[0-9]*'))
+  return slurm or mpi or tpu_vm
+
+
+def initialize(coordinator_address: str | None = None,
+               num_processes: int | None = None,
+               process_id: int | None = None):
+  """Joins the processes of a multi-host run (`jax.distributed.initialize`)
+  before JAX starts: with the coordinator, count and rank given, or as JAX
+  detects them on TPU VMs, SLURM and Open MPI. Elsewhere, and on a single
+  TPU VM that is no pod slice, the run stays one process. On CPU the
+  processes' collectives go through gloo."""
+  given = (coordinator_address, num_processes, process_id)
+  if any(v is not None for v in given) and coordinator_address is None:
+    raise InputError('--num_processes and --process_id need '
+                     '--coordinator_address=HOST:PORT (the address of process '
+                     '0, the same for every process).')
+  if coordinator_address is None and not _cluster_detected():
+    return
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  try:
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+  except ValueError:
+    if coordinator_address is not None:
+      raise
+    # A TPU VM without pod metadata (e.g. Colab's): one process.
+
+
+def is_main() -> bool:
+  """Process 0 writes what every process would write the same."""
+  return jax.process_index() == 0
+
+
+def local_rows(sharding: jax.sharding.Sharding, num_rows: int) -> slice:
+  """The rows of an array [num_rows, ...] split on its leading axis by
+  `sharding` that this process's devices hold: one contiguous block, as
+  `pipeline.data_mesh` orders the devices by process."""
+  starts, stops = zip(*[(index[0].start or 0, index[0].stop or num_rows)
+                        for index in sharding.addressable_devices_indices_map(
+                            (num_rows,)).values()])
+  block = slice(min(starts), max(stops))
+  if sum(b - a for a, b in set(zip(starts, stops))) < block.stop - block.start:
+    raise ValueError('This process holds rows that are not one block; build '
+                     'the mesh with pipeline.data_mesh.')
+  return block
+
+
+def global_array(sharding: jax.sharding.Sharding, host: np.ndarray
+                 ) -> jax.Array:
+  """The global array of `host` (which every process holds whole) split by
+  `sharding` on its leading axis: each process puts only its own rows on
+  its devices."""
+  return jax.make_array_from_process_local_data(
+      sharding, host[local_rows(sharding, len(host))], host.shape)
+
+
+def to_host(array: jax.Array) -> np.ndarray:
+  """A global array as one NumPy array on every process."""
+  if array.is_fully_addressable:
+    return np.asarray(array)
+  return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+
+def any_process(flag: bool) -> bool:
+  """Whether `flag` holds on any process: a stop request seen by one
+  process stops all of them at the same step."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
+
+
+def barrier(name: str):
+  """Waits until every process reaches `name` (after process 0 changed the
+  workdir, before the others read it)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
