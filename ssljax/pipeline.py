@@ -305,7 +305,7 @@ class Pipeline:
       h, _ = self.model.apply(variables, x, train=True, head_groups=1,
                               mutable=['batch_stats'],
                               method=models.SSLModel.encode)
-      return h
+      return h.astype(jnp.float32)  # Statistics in float32, as the losses.
 
     h1, h2 = encode(views[0]), encode(views[1])
     measures = collapse.spread(h1, 'feature')
@@ -313,7 +313,7 @@ class Pipeline:
       (z, _), _ = self.model.apply(variables, h1, train=True,
                                    mutable=['batch_stats'],
                                    method=models.SSLModel.heads)
-      measures.update(collapse.spread(z, 'embedding'))
+      measures.update(collapse.spread(z.astype(jnp.float32), 'embedding'))
     measures['alignment'] = collapse.alignment(h1, h2)
     measures['uniformity'] = (collapse.uniformity(h1)
                               + collapse.uniformity(h2)) / 2

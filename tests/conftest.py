@@ -11,10 +11,11 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # handed to the xdist workers first, so that the two workers of a 2-core
 # machine finish together instead of one waiting on a long file handed out
 # last.
-LONGEST_FIRST = ('test_sharding.py', 'test_train.py', 'test_signals.py',
-                 'test_method_contract.py', 'test_run_history.py',
-                 'test_evaluate.py', 'test_methods.py', 'test_bench.py',
-                 'test_models.py', 'test_cli.py', 'test_pretext.py')
+LONGEST_FIRST = ('test_multihost.py', 'test_notebook.py', 'test_sharding.py',
+                 'test_train.py', 'test_signals.py', 'test_method_contract.py',
+                 'test_run_history.py', 'test_evaluate.py', 'test_methods.py',
+                 'test_bench.py', 'test_models.py', 'test_cli.py',
+                 'test_pretext.py', 'test_presets.py')
 
 
 def pytest_collection_modifyitems(items):

@@ -2,8 +2,9 @@
 
 Each run is `python -m ssljax.main`'s own path (`hosts.initialize`, then
 `train.train_and_evaluate`) in fresh processes on localhost, their
-collectives through gloo, on `tfds.testing.mock_data`. A checkpoint written
-by two processes is resumed by one, and the other way round.
+collectives through gloo, on `tfds.testing.mock_data`. The checkpoints two
+processes write are read back whole, and a checkpoint one process wrote is
+resumed by two.
 """
 import json
 import os
@@ -37,8 +38,8 @@ config.model.projector_widths = (32, 32, 32)
 # that float32 summation order alone moves it by 1e-3 in a few steps.
 config.model.width = 0.25
 config.augment.image_size = 16
-for name in ('knn', 'diagnostics'):  # The probes are evaluation enough.
-  del config.evals[name]
+for name in ('linear_probe', 'knn', 'diagnostics'):  # The online probe's
+  del config.evals[name]  # evaluation reads the features all the same.
 config.model.online_probe = True  # The labels are split over hosts too.
 config.train.num_epochs = 1.0  # 4 steps, checkpointed at 2 and 4.
 config.train.keep_checkpoints = 5
@@ -116,15 +117,14 @@ def test_two_processes_train_and_resume_as_one(tmp_path):
   assert max(moved) > 1e-3
   for workdir in (one, two):  # Process 0 wrote the results and evaluation.
     with open(os.path.join(workdir, 'results.json')) as f:
-      assert 0 <= json.load(f)['eval_summary']['linear_probe_accuracy'] <= 1
+      assert 0 <= json.load(f)['eval_summary']['online_probe_accuracy'] <= 1
   assert os.path.exists(os.path.join(two, 'eval', '4.json'))
 
-  # Resumed from step 2 by the other process count: 2 -> 1 and 1 -> 2.
-  for written, resumer in ((two, 1), (one, 2)):
-    shutil.rmtree(os.path.join(written, 'checkpoints', '4'))
-    _train(written, processes=resumer)
-    _assert_close(final, _state(written, 4),
-                  f'resumed by {resumer} process(es) from step 2')
+  # The checkpoint one process wrote at step 2, resumed by two: the restore
+  # as orbax does it on several hosts, and the same end as without a break.
+  shutil.rmtree(os.path.join(one, 'checkpoints', '4'))
+  _train(one, processes=2)
+  _assert_close(final, _state(one, 4), 'resumed by 2 processes from step 2')
 
 
 def test_a_process_count_without_the_coordinator_is_refused():
