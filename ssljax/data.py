@@ -1,7 +1,8 @@
 """CIFAR-10 as uint8 arrays that live on the devices.
 
 At CIFAR scale the whole split fits in device memory (150 MB), so we load each
-split once, keep it there, and let the jitted train step gather its batch from a
+split once, keep it there (its rows divided over the devices,
+`Pipeline.device_split`), and let the jitted train step gather its batch from a
 per-epoch permutation: an epoch never waits on the host.
 """
 import os

@@ -44,10 +44,11 @@ def initialize(coordinator_address: str | None = None,
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   try:
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
-  except ValueError:
+  except ValueError as e:
     if coordinator_address is not None:
       raise
     # A TPU VM without pod metadata (e.g. Colab's): one process.
+    print(f'Note: training as one process ({e}).', flush=True)
 
 
 def is_main() -> bool:

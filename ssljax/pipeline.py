@@ -108,16 +108,18 @@ class Pipeline:
     groups = self.method.head_groups
     size = self.config.augment.image_size
 
-    def create():  # One computation, so that every process builds it.
-      variables = self.model.init(init_rng, jnp.zeros((2 * groups, size, size,
-                                                       3)),
-                                  train=False, head_groups=groups)
+    def create():
+      example = jnp.zeros((2 * groups, size, size, 3))
+      variables = self.model.init(init_rng, example, train=False,
+                                  head_groups=groups)
       params = variables['params']
       return TrainState(
           step=jnp.zeros((), jnp.int32), params=params,
           batch_stats=variables['batch_stats'],
           opt_state=self.optimizer.init(params),
           method_state=self.method.init_state(params), rng=rng)
+    # Built on the devices, replicated: with several processes each builds
+    # the same state on its own devices, and no host value crosses them.
     return jax.jit(create, out_shardings=self.replicated)()
 
   def device_split(self, host: np.ndarray) -> jax.Array:
