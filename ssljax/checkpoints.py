@@ -23,7 +23,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from ssljax import hosts
-
 from ssljax.errors import InputError
 
 # Orbax's name of a lone item, kept for the state so that checkpoints

@@ -89,8 +89,6 @@ def to_host(array: jax.Array) -> np.ndarray:
 def any_process(flag: bool) -> bool:
   """Whether `flag` holds on any process: a stop request seen by one
   process stops all of them at the same step."""
-  if jax.process_count() == 1:
-    return flag
   return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
 
 

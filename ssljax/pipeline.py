@@ -328,6 +328,12 @@ class Pipeline:
     return jax.jit(self.diagnostic_views, in_shardings=self.batch_sharded,
                    out_shardings=self.batch_sharded)
 
+  def held_out_views(self, images: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    """`diagnostic_views` of uint8 held-out images that every process holds
+    whole, each process giving its own rows."""
+    return self.jitted_diagnostic_views(
+        hosts.global_array(self.batch_sharded, images))
+
   @functools.cached_property
   def jitted_diagnostics(self):
     """`diagnostics` jitted, the views split over the mesh."""

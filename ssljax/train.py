@@ -191,8 +191,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   # The collapse diagnostics see the same held-out views at every log.
   num_heldout = config.diagnostics.num_images
-  heldout = (pipe.jitted_diagnostic_views(hosts.global_array(
-      pipe.batch_sharded, splits['test'][0][:num_heldout]))
+  heldout = (pipe.held_out_views(splits['test'][0][:num_heldout])
              if num_heldout else None)
   warned = {}  # {measure: (step, message)}: each warning is given once.
 

@@ -14,7 +14,6 @@ import ml_collections
 import numpy as np
 
 from ssljax import collapse
-from ssljax import hosts
 from ssljax import evaluators
 from ssljax import pictures
 from ssljax.errors import InputError
@@ -37,8 +36,7 @@ def make(eval_config: ml_collections.ConfigDict,
 
   def run(features: evaluators.Features) -> dict:
     pipe = features.pipe
-    views = pipe.jitted_diagnostic_views(hosts.global_array(
-        pipe.batch_sharded, features.test_images[:eval_config.num_images]))
+    views = pipe.held_out_views(features.test_images[:eval_config.num_images])
     measures = jax.device_get(pipe.jitted_diagnostics(features.state, views))
     measures.update(jax.device_get(_spread(features.test, 'feature')))
     found = collapse.warnings(measures, config.diagnostics)
