@@ -1,19 +1,27 @@
-"""A convolution for `nn.Conv(conv_general_dilated=...)` whose kernel gradient
-is computed as one matrix product per kernel tap where that is faster.
+"""Convolutions for `nn.Conv(conv_general_dilated=...)`, each computed the
+way that runs fastest on CPU for its layer shape.
 
-XLA:CPU computes a convolution's kernel gradient as another convolution, over
-the batch, and that is slow on most of ResNet-18's layers. The same gradient
-is the sum over taps (i, j) of shifted_input(i, j)^T @ output_gradient:
-matmuls that contract over all the batch's pixels, the operation XLA:CPU
-runs fastest. Measured per layer (`python experiments/conv_kernel_grad.py`,
-tables in experiments/results/performance.md), the taps win on every 1x1
-convolution (one matmul, no shifted copies), on the strided 3x3 ones, and on
-the 3x3 stride-1 ones with at least MIN_CHANNELS channels at MIN_PIXELS
-pixels or more; on narrower or smaller 3x3 stride-1 layers the nine shifted
-copies of the input cost as much as XLA's own gradient or more. So on CPU the
-taps serve the layers of the first three kinds, and XLA's gradient all
-others; on GPU and TPU this is `lax.conv_general_dilated` unchanged. The
-forward and the input gradient are XLA's in every case.
+XLA:CPU's convolutions run far below its matrix multiplies, above all in
+their gradients, so on CPU three formulations serve the layers of ResNets,
+chosen per layer shape by what `python experiments/conv_winograd.py` and
+`python experiments/conv_kernel_grad.py` measured (tables in
+experiments/results/performance.md):
+- 3x3 stride-1 layers of at least WINOGRAD_MIN_CHANNELS channels on images
+  of 4x4 or more, in float32: Winograd's minimal filtering
+  (`models.winograd`), forward and both gradients, as (m+2)^2 matrix
+  products per chunk of the batch. Measured at 256 inputs, F(2x2, 3x3) takes
+  0.42-0.71 of the time of the formulation below on ResNet-18's layers, and
+  0.84 at 6x6 and 64 channels; on narrower layers and 3x3 images it took
+  1.1-1.8 times as long. F(4x4, 3x3) was at most 8% faster than F(2x2, 3x3)
+  on one layer shape, and its gradients in a ResNet-18 strayed up to 4e-4
+  from float64 (F(2x2, 3x3) and XLA's: 1e-6), so it is not used.
+- Every 1x1 and strided convolution, and the narrower 3x3 stride-1 ones at
+  MIN_PIXELS or more: XLA's forward and input gradient, and the kernel
+  gradient as one matmul per kernel tap, sum over taps (i, j) of
+  shifted_input(i, j)^T @ output_gradient, contracting over all the batch's
+  pixels (XLA computes it as another convolution, over the batch).
+- Everything else: XLA's convolution.
+On GPU and TPU this is `lax.conv_general_dilated` unchanged.
 """
 import functools
 
@@ -21,16 +29,26 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
+from ssljax.models import winograd
+
 MIN_CHANNELS = 64
 MIN_PIXELS = 16 * 16
+WINOGRAD_MIN_CHANNELS = 64
+# Input values per chunk of the batch (2 MiB of float32): the chunk's
+# transformed input and products then stay within this CPU's caches.
+WINOGRAD_CHUNK_VALUES = 2**19
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None,
                          feature_group_count=1, precision=None):
-  """`lax.conv_general_dilated`, with the tap-wise kernel gradient where it
-  is faster (see the module docstring)."""
+  """`lax.conv_general_dilated`, computed by Winograd's algorithm or with
+  the tap-wise kernel gradient where that is faster (module docstring)."""
+  plan = winograd_plan(lhs, rhs, window_strides, padding, lhs_dilation,
+                       rhs_dilation, dimension_numbers, feature_group_count)
+  if plan:
+    return winograd.conv3x3(lhs, rhs, *plan, precision)
   if not taps_are_faster(lhs, rhs, window_strides, lhs_dilation,
                          rhs_dilation, dimension_numbers,
                          feature_group_count):
@@ -45,17 +63,45 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                         tuple(tuple(p) for p in padding), precision)
 
 
+def _plain_nhwc_cpu(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
+                    feature_group_count) -> bool:
+  """A dense, undilated NHWC/HWIO convolution on the CPU backend."""
+  return (jax.default_backend() == 'cpu' and lhs.ndim == 4
+          and feature_group_count == 1
+          and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
+          and dimension_numbers == lax.conv_dimension_numbers(
+              lhs.shape, rhs.shape, _NHWC))
+
+
+def winograd_plan(lhs, rhs, strides, padding, lhs_dilation, rhs_dilation,
+                  dimension_numbers, feature_group_count):
+  """(m, chunk) of `winograd.conv3x3` for this convolution, or None where
+  Winograd is not the faster way on this backend (see the module
+  docstring)."""
+  if not _plain_nhwc_cpu(lhs, rhs, lhs_dilation, rhs_dilation,
+                         dimension_numbers, feature_group_count):
+    return None
+  if (rhs.shape[:2] != (3, 3) or tuple(strides) != (1, 1)
+      or lhs.dtype != jnp.float32 or rhs.dtype != jnp.float32):
+    return None
+  if padding != 'SAME' and (isinstance(padding, str) or [
+      tuple(p) for p in padding] != [(1, 1), (1, 1)]):
+    return None
+  n, h, w, c_in = lhs.shape
+  channels = min(c_in, rhs.shape[3])
+  if channels < WINOGRAD_MIN_CHANNELS or min(h, w) < 4:
+    return None
+  chunk = max(d for d in range(1, n + 1) if n % d == 0 and
+              (d == 1 or d * h * w * c_in <= WINOGRAD_CHUNK_VALUES))
+  return 2, chunk
+
+
 def taps_are_faster(lhs, rhs, strides, lhs_dilation, rhs_dilation,
                     dimension_numbers, feature_group_count) -> bool:
   """Whether this convolution is of a kind whose kernel gradient the taps
   compute faster on this backend (see the module docstring)."""
-  if (jax.default_backend() != 'cpu' or lhs.ndim != 4
-      or feature_group_count != 1):
-    return False
-  if any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ())):
-    return False
-  if dimension_numbers != lax.conv_dimension_numbers(lhs.shape, rhs.shape,
-                                                     _NHWC):
+  if not _plain_nhwc_cpu(lhs, rhs, lhs_dilation, rhs_dilation,
+                         dimension_numbers, feature_group_count):
     return False
   if rhs.shape[:2] == (1, 1) or max(strides) > 1:
     return True
