@@ -9,8 +9,9 @@ The variants:
   xla       XLA's convolutions throughout (before issue 5's change 1)
   taps      XLA's, with the kernel gradient by taps where `taps_are_faster`
             (before issue 13)
-  winograd  `models.conv` as it is: Winograd where `winograd_plan` says so,
-            the taps where they are faster, XLA's elsewhere
+  winograd  and Winograd where `winograd_plan` says so
+  patches   and the patch products where `patches_chunk` says so: all of
+            `models.conv` as it is
 Each is its own pipeline (`ssljax.pipeline`), compiled with the switch set,
 then timed with `ssljax.bench.time_interleaved`: the variants take turns, so
 the host's drift (10-30% within an hour here) falls on all alike, and the
@@ -28,13 +29,12 @@ from ssljax import pipeline
 from ssljax.models import conv
 
 FLAGS = flags.FLAGS  # --config, --steps and --repeats are ssljax.bench's.
-flags.DEFINE_list('variants', ['taps', 'winograd'], 'Of xla, taps, winograd.')
+flags.DEFINE_list('variants', ['taps', 'patches'],
+                  'Of xla, taps, winograd, patches.')
 
-SWITCHES = {  # (winograd_plan, taps_are_faster) of each variant.
-    'xla': (lambda *a: None, lambda *a: False),
-    'taps': (lambda *a: None, conv.taps_are_faster),
-    'winograd': (conv.winograd_plan, conv.taps_are_faster),
-}
+VARIANTS = {  # The formulations of `models.conv` each variant switches on.
+    'xla': (), 'taps': ('taps',), 'winograd': ('taps', 'winograd'),
+    'patches': ('taps', 'winograd', 'patches')}
 
 
 def compiled_variants(config, name):
@@ -56,12 +56,9 @@ def compiled_variants(config, name):
 
   encoder = jax.jit(lambda p, x: (jax.tree.map(
       lambda a, g: a - 1e-9 * g, p, jax.grad(encoder_loss)(p, x)), x))
-  conv.winograd_plan, conv.taps_are_faster = SWITCHES[name]
-  try:
+  with conv.only(*VARIANTS[name]):
     step = pipe.jitted_train_step.lower(state, images, perm, None).compile()
     encoder = encoder.lower(state.params, x).compile()
-  finally:
-    conv.winograd_plan, conv.taps_are_faster = SWITCHES['winograd']
   return {  # The step donates its state: it gets a copy.
       f'{name} train_step': (lambda s, i, p: (step(s, i, p, None)[0], i, p),
                              (jax.tree.map(jnp.copy, state), images, perm)),

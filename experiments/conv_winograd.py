@@ -35,11 +35,10 @@ LAYERS = [(32, 64), (16, 128), (8, 256), (4, 512),
 def today(x, kernel):
   """`models.conv` as it was before Winograd: XLA's forward and input
   gradient, the kernel gradient by taps where `taps_are_faster`."""
-  dims = lax.conv_dimension_numbers(x.shape, kernel.shape, NHWC)
-  if conv.taps_are_faster(x, kernel, (1, 1), None, None, dims, 1):
-    return conv.conv_with_taps(x, kernel, (1, 1), ((1, 1), (1, 1)), None)
-  return lax.conv_general_dilated(x, kernel, (1, 1), 'SAME',
-                                  dimension_numbers=NHWC)
+  with conv.only('taps'):
+    return conv.conv_general_dilated(
+        x, kernel, (1, 1), 'SAME', dimension_numbers=lax.conv_dimension_numbers(
+            x.shape, kernel.shape, NHWC))
 
 
 def fwd_and_fwd_bwd(fn):

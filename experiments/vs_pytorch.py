@@ -65,7 +65,8 @@ flags.DEFINE_integer('batch_size', 128, 'Images per step (2 views each).')
 flags.DEFINE_integer('image_size', 32, 'Side of the augmented views.')
 flags.DEFINE_string('projector', '2048-2048-2048', 'Projector widths.')
 flags.DEFINE_integer('steps', 3, 'Steps per timed phase.')
-flags.DEFINE_integer('rounds', 3, 'Timed rounds (a JAX then a PyTorch phase).')
+flags.DEFINE_integer('rounds', 3, 'Timed rounds (a JAX then a PyTorch phase); '
+                     'the median step of all rounds is shown.')
 flags.DEFINE_integer('workers', 2, "PyTorch's DataLoader workers.")
 flags.DEFINE_integer('torch_threads', 0, "PyTorch's threads; 0: the cores.")
 flags.DEFINE_enum('start_method', 'forkserver', ['fork', 'forkserver'],
@@ -183,14 +184,15 @@ def torch_step(config, channels_last):
 
 
 def torch_phase(step, loader):
-  """Seconds per step over --steps steps of a fresh iterator, from its first
+  """Seconds of each of --steps steps of a fresh iterator, from its first
   batch on; its workers are gone when this returns."""
   batches = iter(loader)
   views = next(batches)  # Off the clock: the workers start.
-  start = time.perf_counter()
+  seconds = []
   for i in range(FLAGS.steps):
+    start = time.perf_counter()
     step(next(batches) if i else views)
-  seconds = (time.perf_counter() - start) / FLAGS.steps
+    seconds.append(time.perf_counter() - start)
   del batches  # Joins the workers.
   assert not multiprocessing.active_children(), 'workers outlived the phase'
   return seconds
@@ -209,12 +211,14 @@ def main(argv):
   perm = jax.device_put(jnp.arange(len(host_images)), pipe.replicated)
   state = [pipe.initial_state()]
 
-  def jax_phase():
-    start = time.perf_counter()
+  def jax_phase():  # Each step blocks: a step takes seconds, a sync
+    seconds = []   # microseconds.
     for _ in range(FLAGS.steps):
+      start = time.perf_counter()
       state[0] = pipe.jitted_train_step(state[0], images, perm, None)[0]
-    jax.block_until_ready(state[0])
-    return (time.perf_counter() - start) / FLAGS.steps
+      jax.block_until_ready(state[0])
+      seconds.append(time.perf_counter() - start)
+    return seconds
 
   context = multiprocessing.get_context(FLAGS.start_method)
   if FLAGS.start_method == 'forkserver':  # Python 3.11's does not preload
@@ -231,7 +235,8 @@ def main(argv):
   jax_phase()  # Warm-up: compiles.
   steps = {name: torch_step(config, name == 'channels_last')
            for name in ('NCHW', 'channels_last')}
-  warmup = {name: torch_phase(step, loader) for name, step in steps.items()}
+  warmup = {name: float(np.median(torch_phase(step, loader)))
+            for name, step in steps.items()}
   layout = min(warmup, key=warmup.get)
   print('warm-up, pytorch ms/step: ' + ', '.join(
       f'{k} {1e3 * v:.0f}' for k, v in warmup.items()) + f'; keeping {layout}')
@@ -240,11 +245,10 @@ def main(argv):
   for r in range(FLAGS.rounds):
     for side, phase in (('ssljax', jax_phase),
                         ('pytorch', lambda: torch_phase(step, loader))):
-      times[side].append(phase())
-      print(f'round {r + 1} {side:<8}{1e3 * times[side][-1]:8.0f} ms/step',
-            flush=True)
-  rate = {side: float(np.median([batch / t for t in ts]))
-          for side, ts in times.items()}
+      times[side] += phase()
+      print(f'round {r + 1} {side:<8} ms/step: ' + ' '.join(
+          f'{1e3 * t:.0f}' for t in times[side][-FLAGS.steps:]), flush=True)
+  rate = {side: batch / float(np.median(ts)) for side, ts in times.items()}
   ratio = rate['ssljax'] / rate['pytorch']
   print(f"ssljax {rate['ssljax']:.1f} images/s (median "
         f"{1e3 * batch / rate['ssljax']:.0f} ms/step), pytorch ({layout}, "

@@ -1,7 +1,7 @@
 """The tap-wise kernel gradient of `models.conv` is the convolution's kernel
 gradient, against the formula in float64 NumPy; and a whole ResNet's
-gradients through `models.conv` (Winograd, taps, XLA) equal those through
-XLA's convolutions."""
+gradients through `models.conv` (Winograd, patches, taps) equal those
+through XLA's convolutions."""
 import jax
 from jax import lax
 import jax.numpy as jnp
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ssljax.models import conv
+from ssljax.models import patches
 from ssljax.models import resnet
 from ssljax.models import winograd
 
@@ -46,9 +47,9 @@ def test_kernel_grad_by_taps_matches_the_formula(kernel, stride, size):
 
 
 def test_resnet_gradients_equal_those_of_xla_convolutions(monkeypatch):
-  # Width 1 at 32x32 puts layers of every kind on each path: Winograd (3x3
-  # stride 1, 64 channels or more), the taps (1x1, strided) and XLA (the
-  # stem); 4 images keep it quick. BatchNorm runs on its running averages:
+  # Width 1 at 32x32 puts layers on each path: Winograd (3x3 stride 1, 64
+  # channels or more), patches (the stem, strided 3x3) and the taps (1x1);
+  # 4 images keep it quick. BatchNorm runs on its running averages:
   # with batch statistics over 4 images the gradient is so ill-conditioned
   # that XLA's own float32 gradient strays 4e-2 from the float64 one, and
   # any change of summation order moves it as much.
@@ -63,13 +64,15 @@ def test_resnet_gradients_equal_those_of_xla_convolutions(monkeypatch):
     return jax.jit(jax.grad(loss))(variables['params'])
 
   calls = []
-  for module, name in ((conv, 'conv_with_taps'), (winograd, 'conv3x3')):
+  for module, name in ((conv, 'conv_with_taps'), (winograd, 'conv3x3'),
+                       (patches, 'conv_by_patches')):
     original = getattr(module, name)
     monkeypatch.setattr(module, name, lambda *a, name=name, f=original: (
         calls.append(name), f(*a))[1])
   ours = grads()
-  assert calls.count('conv_with_taps') == 6  # 3 strided, 3 1x1.
+  assert calls.count('conv_with_taps') == 3  # The 1x1 ones.
   assert calls.count('conv3x3') == 13  # The 3x3 stride-1 ones but the stem.
+  assert calls.count('conv_by_patches') == 4  # The stem, 3 strided 3x3.
   monkeypatch.setattr(resnet, 'conv_general_dilated', lax.conv_general_dilated)
   theirs = grads()  # ... and here XLA's gradients throughout.
   for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):

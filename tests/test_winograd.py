@@ -110,5 +110,7 @@ def test_the_plan_uses_winograd_only_where_measured_faster(monkeypatch):
   assert plan(32, 64, 64, dtype=jnp.bfloat16) is None
   # The chunk divides the batch: 13 images of 256 KiB allow only 1 at a time.
   assert plan(32, 64, 64, n=13)[1] == 1
+  with conv.only('taps', 'patches'):  # How the benchmark turns it off.
+    assert plan(32, 64, 64) is None
   monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
   assert plan(32, 64, 64) is None

@@ -23,12 +23,14 @@ experiments/results/performance.md):
 - Everything else: XLA's convolution.
 On GPU and TPU this is `lax.conv_general_dilated` unchanged.
 """
+import contextlib
 import functools
 
 import jax
 from jax import lax
 import jax.numpy as jnp
 
+from ssljax.models import patches
 from ssljax.models import winograd
 
 MIN_CHANNELS = 64
@@ -37,7 +39,27 @@ WINOGRAD_MIN_CHANNELS = 64
 # Input values per chunk of the batch (2 MiB of float32): the chunk's
 # transformed input and products then stay within this CPU's caches.
 WINOGRAD_CHUNK_VALUES = 2**19
+PATCHES_MIN_CHANNELS = 64
+# Patch-matrix values per chunk of the batch (4 MiB of float32).
+PATCHES_CHUNK_VALUES = 2**20
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
+# The formulations `conv_general_dilated` may choose; `only` narrows them.
+FORMULATIONS = ('taps', 'winograd', 'patches')
+_enabled = set(FORMULATIONS)
+
+
+@contextlib.contextmanager
+def only(*names):
+  """Within, convolutions traced use only the formulations `names`, and XLA's
+  convolution where those do not apply: how the benchmark counts the direct
+  convolution's FLOPs and the experiments time one formulation against
+  another."""
+  global _enabled
+  saved, _enabled = _enabled, set(names)
+  try:
+    yield
+  finally:
+    _enabled = saved
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
@@ -49,6 +71,15 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                        rhs_dilation, dimension_numbers, feature_group_count)
   if plan:
     return winograd.conv3x3(lhs, rhs, *plan, precision)
+  chunk = patches_chunk(lhs, rhs, window_strides, lhs_dilation, rhs_dilation,
+                        dimension_numbers, feature_group_count)
+  if chunk:
+    if isinstance(padding, str):
+      padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2],
+                                    window_strides, padding)
+    return patches.conv_by_patches(lhs, rhs, window_strides[0],
+                                   tuple(tuple(p) for p in padding), chunk,
+                                   precision)
   if not taps_are_faster(lhs, rhs, window_strides, lhs_dilation,
                          rhs_dilation, dimension_numbers,
                          feature_group_count):
@@ -78,8 +109,9 @@ def winograd_plan(lhs, rhs, strides, padding, lhs_dilation, rhs_dilation,
   """(m, chunk) of `winograd.conv3x3` for this convolution, or None where
   Winograd is not the faster way on this backend (see the module
   docstring)."""
-  if not _plain_nhwc_cpu(lhs, rhs, lhs_dilation, rhs_dilation,
-                         dimension_numbers, feature_group_count):
+  if 'winograd' not in _enabled or not _plain_nhwc_cpu(
+      lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
+      feature_group_count):
     return None
   if (rhs.shape[:2] != (3, 3) or tuple(strides) != (1, 1)
       or lhs.dtype != jnp.float32 or rhs.dtype != jnp.float32):
@@ -96,12 +128,37 @@ def winograd_plan(lhs, rhs, strides, padding, lhs_dilation, rhs_dilation,
   return 2, chunk
 
 
+def patches_chunk(lhs, rhs, strides, lhs_dilation, rhs_dilation,
+                  dimension_numbers, feature_group_count):
+  """Images per chunk of `patches.conv_by_patches` for this convolution, or
+  None where that is not the faster way on this backend (see the module
+  docstring)."""
+  if 'patches' not in _enabled or not _plain_nhwc_cpu(
+      lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
+      feature_group_count):
+    return None
+  k, k_w, c_in, _ = rhs.shape
+  s = strides[0]
+  if (k != k_w or tuple(strides) != (s, s) or lhs.dtype != jnp.float32
+      or rhs.dtype != jnp.float32):
+    return None
+  strided = k == 3 and s == 2 and c_in >= PATCHES_MIN_CHANNELS
+  stem = k == 3 and s == 1 and c_in <= 4
+  if not (strided or stem):
+    return None
+  n, h, w, _ = lhs.shape
+  per_image = -(-h // s) * -(-w // s) * k * k * c_in
+  return max(d for d in range(1, n + 1) if n % d == 0 and
+             (d == 1 or d * per_image <= PATCHES_CHUNK_VALUES))
+
+
 def taps_are_faster(lhs, rhs, strides, lhs_dilation, rhs_dilation,
                     dimension_numbers, feature_group_count) -> bool:
   """Whether this convolution is of a kind whose kernel gradient the taps
   compute faster on this backend (see the module docstring)."""
-  if not _plain_nhwc_cpu(lhs, rhs, lhs_dilation, rhs_dilation,
-                         dimension_numbers, feature_group_count):
+  if 'taps' not in _enabled or not _plain_nhwc_cpu(
+      lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
+      feature_group_count):
     return False
   if rhs.shape[:2] == (1, 1) or max(strides) > 1:
     return True
