@@ -17,6 +17,11 @@ then timed with `ssljax.bench.time_interleaved`: the variants take turns, so
 the host's drift (10-30% within an hour here) falls on all alike, and the
 ratios hold. Data are random uint8 images, as in `ssljax.bench`.
 """
+
+if __name__ == '__main__':  # As the commands run: see ssljax.hugepages.
+  from ssljax import hugepages
+  hugepages.reexec()
+
 from absl import app
 from absl import flags
 import jax

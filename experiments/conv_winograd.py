@@ -80,9 +80,11 @@ def main(argv):
           jax.block_until_ready(fns[part](*args))
           times[name, part].append(1e3 * (time.perf_counter() - start))
     ms = {k: float(np.median(v)) for k, v in times.items()}
-    plan = conv.winograd_plan(x, kernel, (1, 1), 'SAME', None, None,
-                              lax.conv_dimension_numbers(x.shape, kernel.shape,
-                                                         NHWC), 1)
+    plans = []  # The plan is made while `jit` traces the layer.
+    jax.eval_shape(lambda x, k: plans.append(conv.winograd_plan(
+        x, k, (1, 1), 'SAME', None, None, lax.conv_dimension_numbers(
+            x.shape, k.shape, NHWC), 1)) or x, x, kernel)
+    plan = plans[0]
     chosen = f'F{plan[0]} chunk {plan[1]}' if plan else 'today'
     gflop = 2 * 256 * side * side * 9 * channels**2 / 1e9
     for name in jitted:

@@ -18,6 +18,11 @@ probe and kNN on those features, and the collapse diagnostics of a log
 dataset's shape: the timings do not depend on the content. Output: a table on
 stdout, and JSON with --json_out.
 """
+
+if __name__ == '__main__':  # Before JAX loads: see ssljax.hugepages.
+  from ssljax import hugepages
+  hugepages.reexec()
+
 import functools
 import json
 import resource

@@ -10,6 +10,11 @@ the collapse diagnostics, the t-SNE map and, where the run trained one, the
 online probe), and writes DIR/eval/<N>.json,
 the pictures as DIR/eval/<N>/*.png and TensorBoard summaries under DIR/eval.
 """
+
+if __name__ == '__main__':  # Before JAX loads: see ssljax.hugepages.
+  from ssljax import hugepages
+  hugepages.reexec()
+
 import ast
 import importlib
 import json

@@ -9,6 +9,11 @@ command on every host, plus `--coordinator_address=HOST:PORT
 --num_processes=N --process_id=I` where no launcher says so (on TPU VMs,
 SLURM and Open MPI JAX finds them itself).
 """
+
+if __name__ == '__main__':  # Before JAX loads: see ssljax.hugepages.
+  from ssljax import hugepages
+  hugepages.reexec()
+
 import os
 import sys
 

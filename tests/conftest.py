@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from ssljax import hugepages
+
 # Keep TensorFlow (pulled in by tfds/clu) quiet and off any accelerator.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -16,6 +18,16 @@ LONGEST_FIRST = ('test_multihost.py', 'test_notebook.py', 'test_sharding.py',
                  'test_run_history.py', 'test_evaluate.py', 'test_methods.py',
                  'test_bench.py', 'test_models.py', 'test_cli.py',
                  'test_pretext.py', 'test_presets.py')
+
+
+def pytest_configure(config):
+  """The tests run with the memory setup of the commands (ssljax.hugepages):
+  pytest re-executes itself once, its output given back first (pytest
+  captures it by now); the xdist workers inherit the setting."""
+  config.pluginmanager.getplugin('capturemanager').suspend_global_capture(
+      in_=True)
+  hugepages.reexec()
+  config.pluginmanager.getplugin('capturemanager').resume_global_capture()
 
 
 def pytest_collection_modifyitems(items):

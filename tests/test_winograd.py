@@ -95,11 +95,16 @@ def test_the_plan_uses_winograd_only_where_measured_faster(monkeypatch):
   monkeypatch.setattr(jax, 'default_backend', lambda: 'cpu')
 
   def plan(side, c_in, c_out, kernel=3, stride=1, dtype=jnp.float32, n=256):
-    lhs = jax.ShapeDtypeStruct((n, side, side, c_in), dtype)
-    rhs = jax.ShapeDtypeStruct((kernel, kernel, c_in, c_out), dtype)
-    return conv.winograd_plan(lhs, rhs, (stride, stride), 'SAME', None, None,
-                              lax.conv_dimension_numbers(
-                                  lhs.shape, rhs.shape, NHWC), 1)
+    plans = []  # What the plan says while `jit` traces the convolution.
+
+    def traced(lhs, rhs):
+      plans.append(conv.winograd_plan(
+          lhs, rhs, (stride, stride), 'SAME', None, None,
+          lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC), 1))
+      return lhs
+    jax.eval_shape(traced, jax.ShapeDtypeStruct((n, side, side, c_in), dtype),
+                   jax.ShapeDtypeStruct((kernel, kernel, c_in, c_out), dtype))
+    return plans[0]
   m, chunk = plan(32, 64, 64)
   assert m in (2, 4) and 256 % chunk == 0
   assert chunk * 32 * 32 * 64 <= conv.WINOGRAD_CHUNK_VALUES
@@ -112,5 +117,9 @@ def test_the_plan_uses_winograd_only_where_measured_faster(monkeypatch):
   assert plan(32, 64, 64, n=13)[1] == 1
   with conv.only('taps', 'patches'):  # How the benchmark turns it off.
     assert plan(32, 64, 64) is None
+  # Run op by op, XLA's one convolution is faster than the loop's many ops.
+  assert conv.winograd_plan(jnp.zeros((8, 8, 8, 64)), jnp.zeros((3, 3, 64, 64)),
+                            (1, 1), 'SAME', None, None, lax.conv_dimension_numbers(
+                                (8, 8, 8, 64), (3, 3, 64, 64), NHWC), 1) is None
   monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
   assert plan(32, 64, 64) is None

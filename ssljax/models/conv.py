@@ -2,22 +2,27 @@
 way that runs fastest on CPU for its layer shape.
 
 XLA:CPU's convolutions run far below its matrix multiplies, above all in
-their gradients, so on CPU three formulations serve the layers of ResNets,
-chosen per layer shape by what `python experiments/conv_winograd.py` and
-`python experiments/conv_kernel_grad.py` measured (tables in
-experiments/results/performance.md):
+their gradients, so on CPU these formulations serve the layers of ResNets,
+chosen per layer shape by what `experiments/conv_winograd.py`,
+`experiments/conv_patches.py` and `experiments/conv_kernel_grad.py`
+measured (tables in experiments/results/performance.md):
 - 3x3 stride-1 layers of at least WINOGRAD_MIN_CHANNELS channels on images
-  of 4x4 or more, in float32: Winograd's minimal filtering
-  (`models.winograd`), forward and both gradients, as (m+2)^2 matrix
-  products per chunk of the batch. Measured at 256 inputs, F(2x2, 3x3) takes
-  0.42-0.71 of the time of the formulation below on ResNet-18's layers, and
-  0.84 at 6x6 and 64 channels; on narrower layers and 3x3 images it took
-  1.1-1.8 times as long. F(4x4, 3x3) was at most 8% faster than F(2x2, 3x3)
-  on one layer shape, and its gradients in a ResNet-18 strayed up to 4e-4
-  from float64 (F(2x2, 3x3) and XLA's: 1e-6), so it is not used.
-- Every 1x1 and strided convolution, and the narrower 3x3 stride-1 ones at
-  MIN_PIXELS or more: XLA's forward and input gradient, and the kernel
-  gradient as one matmul per kernel tap, sum over taps (i, j) of
+  of 4x4 or more, in float32: Winograd's F(2x2, 3x3) (`models.winograd`),
+  forward and both gradients, 16 matrix products per chunk of the batch:
+  0.44-0.67 of the time of the formulation below at ResNet-18's layers, 0.70
+  at 6x6 and 64 channels; 1.2-1.8 times as long on narrower layers and on
+  3x3 images. F(4x4, 3x3) was at most 11% faster on one layer shape, and its
+  gradients in a ResNet-18 strayed up to 4e-4 from float64 (F(2x2, 3x3)'s
+  and XLA's: 1e-6), so it is not used.
+- The stem (3 input channels) of at least PATCHES_MIN_CHANNELS output
+  channels and the strided 3x3 layers of at least PATCHES_MIN_CHANNELS input
+  channels, in float32: one matrix product with the image patches (im2col)
+  per chunk of the batch, forward and both gradients (`models.patches`):
+  0.46 of the time at ResNet-18's stem, 0.62-0.88 at its strided layers.
+- Every 1x1 and the other strided convolutions, and the 3x3 stride-1 ones
+  of MIN_CHANNELS at MIN_PIXELS or more that Winograd does not take
+  (bfloat16): XLA's forward and input gradient, and
+  the kernel gradient as one matmul per kernel tap, sum over taps (i, j) of
   shifted_input(i, j)^T @ output_gradient, contracting over all the batch's
   pixels (XLA computes it as another convolution, over the batch).
 - Everything else: XLA's convolution.
@@ -65,8 +70,9 @@ def only(*names):
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None,
                          feature_group_count=1, precision=None):
-  """`lax.conv_general_dilated`, computed by Winograd's algorithm or with
-  the tap-wise kernel gradient where that is faster (module docstring)."""
+  """`lax.conv_general_dilated`, computed by Winograd's algorithm, by patch
+  products or with the tap-wise kernel gradient where that is faster (see
+  the module docstring)."""
   plan = winograd_plan(lhs, rhs, window_strides, padding, lhs_dilation,
                        rhs_dilation, dimension_numbers, feature_group_count)
   if plan:
@@ -96,8 +102,12 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
 
 def _plain_nhwc_cpu(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
                     feature_group_count) -> bool:
-  """A dense, undilated NHWC/HWIO convolution on the CPU backend."""
+  """A dense, undilated NHWC/HWIO convolution on the CPU backend, being
+  traced (run op by op, as in a debugging session, the formulations' many
+  small ops each compile and dispatch on their own, and XLA's one
+  convolution is faster)."""
   return (jax.default_backend() == 'cpu' and lhs.ndim == 4
+          and any(isinstance(a, jax.core.Tracer) for a in (lhs, rhs))
           and feature_group_count == 1
           and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
           and dimension_numbers == lax.conv_dimension_numbers(
@@ -143,7 +153,8 @@ def patches_chunk(lhs, rhs, strides, lhs_dilation, rhs_dilation,
       or rhs.dtype != jnp.float32):
     return None
   strided = k == 3 and s == 2 and c_in >= PATCHES_MIN_CHANNELS
-  stem = k == 3 and s == 1 and c_in <= 4
+  stem = (k == 3 and s == 1 and c_in <= 4
+          and rhs.shape[3] >= PATCHES_MIN_CHANNELS)
   if not (strided or stem):
     return None
   n, h, w, _ = lhs.shape
