@@ -112,6 +112,7 @@ def test_the_plan_uses_winograd_only_where_measured_faster(monkeypatch):
   assert plan(32, 64, 64, stride=2) is None
   assert plan(32, 64, 64, kernel=1) is None
   assert plan(32, 3, 64) is None  # The stem.
+  assert plan(32, 64, 64, n=2) is None  # 0.15 GFLOP: XLA compiles faster.
   assert plan(32, 64, 64, dtype=jnp.bfloat16) is None
   # The chunk divides the batch: 13 images of 256 KiB allow only 1 at a time.
   assert plan(32, 64, 64, n=13)[1] == 1

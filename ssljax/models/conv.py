@@ -26,10 +26,13 @@ measured (tables in experiments/results/performance.md):
   shifted_input(i, j)^T @ output_gradient, contracting over all the batch's
   pixels (XLA computes it as another convolution, over the batch).
 - Everything else: XLA's convolution.
-On GPU and TPU this is `lax.conv_general_dilated` unchanged.
+Winograd and the patches take only layers of MIN_FLOPS or more, and only
+while `jit` traces. On GPU and TPU this is `lax.conv_general_dilated`
+unchanged.
 """
 import contextlib
 import functools
+import math
 
 import jax
 from jax import lax
@@ -45,6 +48,11 @@ WINOGRAD_MIN_CHANNELS = 64
 # transformed input and products then stay within this CPU's caches.
 WINOGRAD_CHUNK_VALUES = 2**19
 PATCHES_MIN_CHANNELS = 64
+# Winograd and the patches only for layers of at least this many direct
+# FLOPs forward: below it a layer takes a few ms either way, and their loops
+# cost compile time (`vicreg_tico:smoke`'s train step: 9.9 s against 7.8 s,
+# for 10 ms a step).
+MIN_FLOPS = 0.5e9
 # Patch-matrix values per chunk of the batch (4 MiB of float32).
 PATCHES_CHUNK_VALUES = 2**20
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
@@ -114,6 +122,13 @@ def _plain_nhwc_cpu(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
               lhs.shape, rhs.shape, _NHWC))
 
 
+def _direct_flops(lhs_shape, rhs_shape, strides) -> float:
+  """2 N OH OW kh kw C_in C_out: the direct convolution's forward FLOPs."""
+  n, h, w, _ = lhs_shape
+  return 2.0 * n * -(-h // strides[0]) * -(-w // strides[1]) * math.prod(
+      rhs_shape)
+
+
 def winograd_plan(lhs, rhs, strides, padding, lhs_dilation, rhs_dilation,
                   dimension_numbers, feature_group_count):
   """(m, chunk) of `winograd.conv3x3` for this convolution, or None where
@@ -131,7 +146,8 @@ def winograd_plan(lhs, rhs, strides, padding, lhs_dilation, rhs_dilation,
     return None
   n, h, w, c_in = lhs.shape
   channels = min(c_in, rhs.shape[3])
-  if channels < WINOGRAD_MIN_CHANNELS or min(h, w) < 4:
+  if (channels < WINOGRAD_MIN_CHANNELS or min(h, w) < 4
+      or _direct_flops(lhs.shape, rhs.shape, strides) < MIN_FLOPS):
     return None
   chunk = max(d for d in range(1, n + 1) if n % d == 0 and
               (d == 1 or d * h * w * c_in <= WINOGRAD_CHUNK_VALUES))
@@ -155,7 +171,8 @@ def patches_chunk(lhs, rhs, strides, lhs_dilation, rhs_dilation,
   strided = k == 3 and s == 2 and c_in >= PATCHES_MIN_CHANNELS
   stem = (k == 3 and s == 1 and c_in <= 4
           and rhs.shape[3] >= PATCHES_MIN_CHANNELS)
-  if not (strided or stem):
+  if not (strided or stem) or _direct_flops(lhs.shape, rhs.shape,
+                                             strides) < MIN_FLOPS:
     return None
   n, h, w, _ = lhs.shape
   per_image = -(-h // s) * -(-w // s) * k * k * c_in

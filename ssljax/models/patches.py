@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 def _patches(x, k, s, pads):
   """[N, OH, OW, k * k * C]: the padded input under every output pixel."""
-  n, h, w, c = x.shape
+  _, h, w, _ = x.shape
   padded = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
   oh = (h + sum(pads[0]) - k) // s + 1
   ow = (w + sum(pads[1]) - k) // s + 1
