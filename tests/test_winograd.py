@@ -68,7 +68,7 @@ LAYERS = [(32, 64), (16, 128), (8, 256), (4, 512),
           (24, 16), (12, 32), (6, 64), (3, 128)]
 
 
-@pytest.mark.slow  # 8 x 5 s, mostly compiling.
+@pytest.mark.slow  # 8 x 3 s, mostly compiling.
 @pytest.mark.parametrize('side,channels', LAYERS)
 def test_winograd_is_within_1e4_of_xla_on_every_layer_shape(side, channels):
   key = jax.random.split(jax.random.PRNGKey(side), 3)
@@ -80,15 +80,14 @@ def test_winograd_is_within_1e4_of_xla_on_every_layer_shape(side, channels):
   def both(x, kernel, dy):
     xla = _value_and_grads(x, kernel, dy, lambda x, k: lax.conv_general_dilated(
         x, k, (1, 1), 'SAME', dimension_numbers=NHWC, precision='highest'))
-    return xla, [_value_and_grads(
-        x, kernel, dy, lambda x, k, m=m: winograd.conv3x3(x, k, m, 2))
-                 for m in (2, 4)]
-  xla, ours = both(x, kernel, dy)
-  for m, winograd_values in zip((2, 4), ours):
-    for name, a, b in zip(('forward', 'input grad', 'kernel grad'),
-                          winograd_values, xla):
-      error = _relative_error(a, np.float64(b))
-      assert error < 1e-4, (m, name, error)
+    return xla, _value_and_grads(
+        x, kernel, dy, lambda x, k: winograd.conv3x3(x, k, 2, 2))
+  # F(2x2, 3x3), the one `models.conv` uses (F(4x4, 3x3) is measured by
+  # experiments/conv_winograd.py and checked against the formula above).
+  for name, a, b in zip(('forward', 'input grad', 'kernel grad'),
+                        *reversed(both(x, kernel, dy))):
+    error = _relative_error(a, np.float64(b))
+    assert error < 1e-4, (name, error)
 
 
 def test_the_plan_uses_winograd_only_where_measured_faster(monkeypatch):
