@@ -59,8 +59,7 @@ def main(argv):
     candidates = {'before': fwd_bwd(before)}
     per_image = dy.shape[1] * dy.shape[2] * k * k * c_in
     for values in (2**18, 2**19, 2**20):
-      chunk = max(d for d in range(1, 257) if 256 % d == 0 and
-                  (d == 1 or d * per_image <= values))
+      chunk = conv.chunk_size(256, per_image, values)
       candidates[chunk] = fwd_bwd(lambda x, w, chunk=chunk: (
           patches.conv_by_patches(x, w, s, pads, chunk)))
     reference = candidates['before'](x, kernel, dy)

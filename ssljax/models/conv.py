@@ -122,6 +122,13 @@ def _plain_nhwc_cpu(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
               lhs.shape, rhs.shape, _NHWC))
 
 
+def chunk_size(n, per_image, values) -> int:
+  """The most images, dividing the batch n, whose `per_image` values each
+  come to at most `values` (at least one image)."""
+  return max(d for d in range(1, n + 1) if n % d == 0 and
+             (d == 1 or d * per_image <= values))
+
+
 def _direct_flops(lhs_shape, rhs_shape, strides) -> float:
   """2 N OH OW kh kw C_in C_out: the direct convolution's forward FLOPs."""
   n, h, w, _ = lhs_shape
@@ -149,9 +156,7 @@ def winograd_plan(lhs, rhs, strides, padding, lhs_dilation, rhs_dilation,
   if (channels < WINOGRAD_MIN_CHANNELS or min(h, w) < 4
       or _direct_flops(lhs.shape, rhs.shape, strides) < MIN_FLOPS):
     return None
-  chunk = max(d for d in range(1, n + 1) if n % d == 0 and
-              (d == 1 or d * h * w * c_in <= WINOGRAD_CHUNK_VALUES))
-  return 2, chunk
+  return 2, chunk_size(n, h * w * c_in, WINOGRAD_CHUNK_VALUES)
 
 
 def patches_chunk(lhs, rhs, strides, lhs_dilation, rhs_dilation,
@@ -176,8 +181,7 @@ def patches_chunk(lhs, rhs, strides, lhs_dilation, rhs_dilation,
     return None
   n, h, w, _ = lhs.shape
   per_image = -(-h // s) * -(-w // s) * k * k * c_in
-  return max(d for d in range(1, n + 1) if n % d == 0 and
-             (d == 1 or d * per_image <= PATCHES_CHUNK_VALUES))
+  return chunk_size(n, per_image, PATCHES_CHUNK_VALUES)
 
 
 def taps_are_faster(lhs, rhs, strides, lhs_dilation, rhs_dilation,
