@@ -9,6 +9,14 @@ Presets trade scale for time and keep one file per method:
          global batch of 1024.
   cpu:   a small encoder and a short schedule that finish, probe included, in
          under 30 minutes on a 2-core laptop CPU.
+  cpu30, cpu120: `cpu`'s model and augmentation trained for as many
+         epochs as 30 (120) minutes of wall time on a 2-core CPU allow,
+         evaluation included (each method's config passes its measured
+         training rate to `use_cpu_budget`), probed along the way, and read
+         out two ways at the end: the standard probe and the multi-scale
+         one (`evaluators.multiscale_probe`). Training longer is the lever
+         that measured best; experiments/results/cpu_recipes.md has the
+         measurements and the levers not yet tried.
   smoke: the whole path (a few dozen steps on the real data, checkpoint,
          probe) in a few minutes.
 
@@ -44,10 +52,13 @@ from ssljax import collapse
 from ssljax.evaluators import diagnostics
 from ssljax.evaluators import knn
 from ssljax.evaluators import linear_probe
+from ssljax.evaluators import multiscale_probe
 from ssljax.evaluators import online_probe
 from ssljax.errors import InputError
 
-PRESETS = ('full', 'cpu', 'smoke', 'gpu', 'tpu')
+PRESETS = ('full', 'cpu', 'cpu30', 'cpu120', 'smoke', 'gpu', 'tpu')
+# Wall-clock budgets on a 2-core CPU, in minutes; each trains at `cpu`'s scale.
+CPU_BUDGETS = {'cpu30': 30, 'cpu120': 120}
 # The full recipe on an accelerator, in bfloat16: the train settings that
 # differ from `full` (the module's docstring says why).
 ACCELERATORS = {
@@ -60,9 +71,12 @@ ACCELERATORS = {
 
 def scale(preset: str) -> str:
   """The scale a preset trains at: 'full' for the accelerator presets, which
-  are the full recipe on a given device, else the preset itself. Configs
-  index their per-scale settings (head widths, crop scale) by it."""
-  return 'full' if preset in ACCELERATORS else preset
+  are the full recipe on a given device, 'cpu' for the CPU budgets, else
+  the preset itself. Configs index their per-scale settings (head widths,
+  crop scale, batch) by it."""
+  if preset in ACCELERATORS:
+    return 'full'
+  return 'cpu' if preset in CPU_BUDGETS else preset
 
 
 def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
@@ -85,6 +99,7 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.backbone = 'resnet18'
   config.model.width = 1.0
+  config.model.stem_strides = 1  # 2: the stem halves the resolution.
   config.model.dtype = 'auto'  # bfloat16 on GPU/TPU, float32 on CPU.
   config.model.projector_widths = (2048, 2048, 2048)
   config.model.projector_last_norm = False  # SimSiam: True.
@@ -128,7 +143,7 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   # num_images=0 turns them off.
   config.diagnostics = collapse.default_config()
 
-  if preset == 'cpu':
+  if scale(preset) == 'cpu':
     # Views at 24x24 and evaluation at the full 32x32: the 24x24 step is much
     # faster on CPU (experiments/results/cpu_presets.md), and a random-resized
     # crop already zooms objects in by ~1.3x, so objects keep about their
@@ -142,6 +157,11 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
     config.train.log_every_steps = 20
     config.train.checkpoint_every_steps = 200
     config.optimizer.warmup_epochs = 0.3
+    if preset in CPU_BUDGETS:
+      # The schedule is the method's (`use_cpu_budget`).
+      config.evals.multiscale_probe = multiscale_probe.default_config()
+      config.train.log_every_steps = 50
+      config.train.checkpoint_every_steps = 500
   elif preset == 'smoke':
     config.model.width = 0.125
     config.model.projector_widths = (256, 256, 256)
@@ -154,6 +174,36 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
     config.model.dtype = 'bfloat16'
     config.train.update(ACCELERATORS[preset])
   return config
+
+
+# Minutes of a CPU-budget run that are not training: start-up, data loading
+# and compilation (~0.7), the probes taken while training (3 x ~0.4) and the
+# final evaluation with the multi-scale probe (~1.9); 3.9 in VICReg's
+# `cpu30` run, rounded up.
+CPU_BUDGET_OVERHEAD_MINUTES = 5.0
+
+
+# The share of a budget's training minutes planned for: the host's speed
+# drifts by 10-30% within an hour here (experiments/results/performance.md).
+CPU_BUDGET_MARGIN = 0.9
+CIFAR10_TRAIN_IMAGES = 50_000
+
+
+def use_cpu_budget(config: ml_collections.ConfigDict, preset: str,
+                   images_per_second: float):
+  """A CPU-budget preset's schedule: the epochs that the method's training
+  rate, `images_per_second` of its `cpu` preset as `python -m ssljax.bench`
+  measured it on this project's 2-core CPU (experiments/results/
+  cpu_recipes.md), fits into the budget less the overhead, less the
+  margin, to the nearest half epoch. The linear probe runs at each quarter
+  of the run, for accuracy against time. Other presets are left alone."""
+  if preset not in CPU_BUDGETS:
+    return
+  seconds = (CPU_BUDGETS[preset] - CPU_BUDGET_OVERHEAD_MINUTES) * 60
+  epochs = (CPU_BUDGET_MARGIN * seconds * images_per_second
+            / CIFAR10_TRAIN_IMAGES)
+  config.train.num_epochs = round(2 * epochs) / 2
+  config.evals.linear_probe.every_epochs = config.train.num_epochs / 4
 
 
 def use_pretext_recipe(config: ml_collections.ConfigDict, preset: str,

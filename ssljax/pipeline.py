@@ -259,20 +259,30 @@ class Pipeline:
                    out_shardings=(self.replicated, self.replicated),
                    donate_argnums=(0,))
 
-  def features(self, variables, images: jax.Array) -> jax.Array:
+  def features(self, variables, images: jax.Array, readout=None
+               ) -> jax.Array:
     """Encoder features of images, uint8 or float in [0, 1] (augmented
-    views), BatchNorm in inference mode."""
+    views), BatchNorm in inference mode: the encoder's output or, with
+    `readout` (a hashable function of the encoder's stage maps {'stage1':
+    [N, H, W, C], ...}), what `readout` makes of them."""
     if images.dtype == jnp.uint8:
       images = data.to_unit_range(images)
     x = data.standardize_channels(images, self.train_info)
-    return self.model.apply(variables, x, method=models.SSLModel.features)
+    if readout is None:
+      return self.model.apply(variables, x, method=models.SSLModel.features)
+    _, sown = self.model.apply(variables, x, method=models.SSLModel.features,
+                               mutable=['intermediates'])
+    return readout({name: maps[0] for name, maps
+                    in sown['intermediates']['encoder'].items()})
 
-  def host_features(self, variables, images) -> np.ndarray:
+  def host_features(self, variables, images, readout=None) -> np.ndarray:
     """`features` of a batch every process holds whole (uint8 images or
     views in [0, 1]), computed over the mesh, each process giving its own
     rows: the features of the whole batch, on every process."""
+    # `readout` by position: jit takes no keywords with in_shardings.
     return hosts.to_host(self.jitted_features(
-        variables, hosts.global_array(self.batch_sharded, np.asarray(images))))
+        variables, hosts.global_array(self.batch_sharded, np.asarray(images)),
+        readout))
 
   def diagnostic_views(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Two views of each uint8 held-out image, what `diagnostics` measures:
@@ -344,7 +354,7 @@ class Pipeline:
   @functools.cached_property
   def jitted_features(self):
     """`features` jitted, the images split over the mesh."""
-    return jax.jit(self.features,
+    return jax.jit(self.features, static_argnums=2,
                    in_shardings=(self.replicated, self.batch_sharded))
 
 

@@ -21,7 +21,8 @@ from ssljax.pipeline import TrainState
 def test_features_are_extracted_once_and_shared_by_every_evaluator():
   calls = []
 
-  def host_features(variables, images):  # A stand-in encoder: 2 numbers.
+  def host_features(variables, images, readout):  # A stand-in: 2 numbers.
+    assert readout is None  # The encoder's own features.
     calls.append(len(images))
     flat = jnp.asarray(images, jnp.float32).reshape(len(images), -1)
     return variables['params']['scale'] * flat[:, :2]

@@ -9,9 +9,10 @@ from ssljax import models
 from ssljax.errors import InputError
 
 
-def _config(backbone, width=1.0, projector=(64, 64, 32)):
+def _config(backbone, width=1.0, projector=(64, 64, 32), stem_strides=1):
   return ml_collections.ConfigDict({'model': {
-      'backbone': backbone, 'width': width, 'dtype': 'float32',
+      'backbone': backbone, 'width': width, 'stem_strides': stem_strides,
+      'dtype': 'float32',
       'projector_widths': projector, 'projector_last_norm': False,
       'projector_last_bias': False, 'predictor_widths': (),
       'online_probe': False}})
@@ -49,6 +50,25 @@ def test_width_multiplier_and_projector_shapes():
   assert stem.shape == (3, 3, 3, 16)  # CIFAR stem: 3x3, stride 1.
   assert model.apply(variables, jnp.ones((4, 32, 32, 3)),
                      method=models.SSLModel.features).shape == (4, 128)
+
+
+@pytest.mark.parametrize('stem_strides', [1, 2])
+def test_stage_maps_are_sown_at_the_stems_resolution(stem_strides):
+  model = models.create_model(
+      _config('resnet18', 0.25, stem_strides=stem_strides))
+  x = jnp.zeros((2, 32, 32, 3))
+  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x,
+                                                train=False))
+  h, sown = jax.eval_shape(lambda v: model.apply(
+      v, x, method=models.SSLModel.features, mutable=['intermediates']),
+      variables)
+  side = 32 // stem_strides
+  assert {k: v[0].shape for k, v in sown['intermediates']['encoder'].items()
+          } == {'stage1': (2, side, side, 16),
+                'stage2': (2, side // 2, side // 2, 32),
+                'stage3': (2, side // 4, side // 4, 64),
+                'stage4': (2, side // 8, side // 8, 128)}
+  assert h.shape == (2, 128)
 
 
 def test_predictor_and_simsiam_projector_heads():

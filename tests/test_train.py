@@ -111,6 +111,18 @@ def _state(method_state):
       opt_state=(), method_state=method_state, rng=jax.random.PRNGKey(0))
 
 
+def test_periodic_evaluations_stop_a_period_before_the_final_one():
+  every = {'linear_probe': 1364, 'knn': 0, 'diagnostics': 500}
+  # jigsaw's cpu30: 3.5 epochs of 390 steps = 1365, a quarter rounds to 341.
+  assert train.due_evaluations({'p': 341}, 1023, 1365) == ['p']
+  assert train.due_evaluations({'p': 341}, 1364, 1365) == []  # Final's job.
+  assert train.due_evaluations(every, 1364, 1365 + 1364) == ['linear_probe']
+  assert train.due_evaluations(every, 1000, 2000) == ['diagnostics']
+  assert train.due_evaluations(every, 1500, 2000) == ['diagnostics']
+  assert train.due_evaluations(every, 1999, 2000) == []
+  assert train.due_evaluations(every, 2000, 2000) == []
+
+
 def test_a_checkpoint_of_another_state_layout_is_refused_and_kept(tmp_path):
   # The jigsaw's state before its permutation set became a constant.
   old = _state({'permutations': jnp.zeros((64, 9), jnp.int32),

@@ -97,19 +97,26 @@ def extract_features(encode: Callable[[np.ndarray], jax.Array],
   return np.concatenate(features)
 
 
-def encoder_features(pipe, state, splits: dict) -> Features:
-  """The encoder features of `state` on the train and test splits ({split:
-  (uint8 images, labels)}), extracted with the pipeline's jitted encoder,
-  the images split over its mesh (and over the processes of a multi-host
-  run, each of which gets every feature)."""
+def state_features(pipe, state, images: np.ndarray, readout=None
+                   ) -> np.ndarray:
+  """The encoder features of `state` (or what `readout` makes of its stage
+  maps, see `Pipeline.features`) of `images`, extracted with the
+  pipeline's jitted encoder, the images split over its mesh (and over the
+  processes of a multi-host run, each of which gets every feature)."""
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
-  encode = functools.partial(pipe.host_features, variables)
-  batch_size = pipe.config.eval_batch_size
+  return extract_features(
+      functools.partial(pipe.host_features, variables, readout=readout),
+      images, pipe.config.eval_batch_size)
+
+
+def encoder_features(pipe, state, splits: dict) -> Features:
+  """The `state_features` of the train and test splits ({split: (uint8
+  images, labels)}), with everything else an evaluator may need."""
   (train_images, train_labels), (test_images, test_labels) = (
       splits['train'], splits['test'])
   return Features(
-      extract_features(encode, train_images, batch_size), train_labels,
-      extract_features(encode, test_images, batch_size), test_labels,
+      state_features(pipe, state, train_images), train_labels,
+      state_features(pipe, state, test_images), test_labels,
       train_images, test_images, pipe, state)
 
 
@@ -177,8 +184,9 @@ def record(writer: metric_writers.MetricWriter, workdir: str, step: int,
       json.dump(record, f, indent=2)
     os.replace(path + '.tmp', path)  # Never half a file to a reader.
   lines = [f'evaluation at step {step} ({path}):']
-  lines += [f'  {key:<24}{value:.4f}' if isinstance(value, float) else
-            f'  {key:<24}{value}' for key, value in record.items()
+  width = max(len(key) for key in record) + 2
+  lines += [f'  {key:<{width}}{value:.4f}' if isinstance(value, float) else
+            f'  {key:<{width}}{value}' for key, value in record.items()
             if key not in ('step', 'evals')]
   for name, evaluator in evals.items():
     lines += [f'  {line}' for line in evaluator.details(results[name])]

@@ -193,14 +193,24 @@ def default_config() -> ml_collections.ConfigDict:
       holdout_fraction=0.1, num_steps=50))
 
 
+def configured_probe(eval_config: ml_collections.ConfigDict, seed: int,
+                     train_features: np.ndarray, train_labels: np.ndarray,
+                     test_features: np.ndarray, test_labels: np.ndarray
+                     ) -> dict:
+  """`linear_probe` with an evaluator's settings (`default_config`'s keys)."""
+  return linear_probe(
+      train_features, train_labels, test_features, test_labels,
+      l2_grid=tuple(eval_config.l2_grid),
+      holdout_fraction=eval_config.holdout_fraction,
+      num_steps=eval_config.num_steps, seed=seed)
+
+
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:
   def run(features: evaluators.Features) -> dict:
-    result = linear_probe(
-        features.train, features.train_labels, features.test,
-        features.test_labels, l2_grid=tuple(eval_config.l2_grid),
-        holdout_fraction=eval_config.holdout_fraction,
-        num_steps=eval_config.num_steps, seed=config.seed)
+    result = configured_probe(eval_config, config.seed, features.train,
+                              features.train_labels, features.test,
+                              features.test_labels)
     confusion = np.asarray(result['confusion_matrix'])
     names = data.class_names(config.data.name, config.data.data_dir or None,
                              len(confusion))

@@ -101,8 +101,9 @@ def create_model(config: ml_collections.ConfigDict,
                        'the train split, and this run has none.')
     classifier = nn.Dense(num_classes, dtype=jnp.float32)
   return SSLModel(
-      encoder=BACKBONES[config.model.backbone](width=config.model.width,
-                                               dtype=dtype),
+      encoder=BACKBONES[config.model.backbone](
+          width=config.model.width, stem_strides=config.model.stem_strides,
+          dtype=dtype),
       classifier=classifier,
       projector=MLP(widths=tuple(config.model.projector_widths),
                     last_bias=config.model.projector_last_bias,

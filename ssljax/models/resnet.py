@@ -50,10 +50,19 @@ class Bottleneck(Block):
 
 
 class ResNet(nn.Module):
-  """Returns globally average-pooled features [N, feature_dim]."""
+  """Returns globally average-pooled features [N, feature_dim].
+
+  Each stage's output map is also sown into the 'intermediates' collection
+  ('stage1'..'stage4'), for readouts that pool more than the last layer
+  (`evaluators.multiscale_probe`); applied without that collection mutable,
+  as training applies it, sowing does nothing."""
   stage_sizes: Sequence[int]
   block: Any
   width: float = 1.0
+  # 2 downsamples in the stem: every stage runs at a quarter of the
+  # positions, a quarter of the FLOPs (on XLA:CPU at the `cpu` model's size
+  # no faster: experiments/results/cpu_recipes.md).
+  stem_strides: int = 1
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -67,11 +76,13 @@ class ResNet(nn.Module):
     norm = functools.partial(nn.BatchNorm, use_running_average=not train,
                              momentum=0.9, epsilon=1e-5, dtype=self.dtype)
     base = max(1, round(64 * self.width))
-    x = nn.relu(norm()(conv(base, (3, 3))(x.astype(self.dtype))))
+    x = conv(base, (3, 3), self.stem_strides)(x.astype(self.dtype))
+    x = nn.relu(norm()(x))
     for stage, num_blocks in enumerate(self.stage_sizes):
       for b in range(num_blocks):
         strides = 2 if stage > 0 and b == 0 else 1
         x = self.block(base * 2**stage, strides, conv, norm)(x)
+      self.sow('intermediates', f'stage{stage + 1}', x)
     return jnp.mean(x, axis=(1, 2))
 
 
