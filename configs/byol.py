@@ -1,11 +1,11 @@
 """BYOL (Grill et al., NeurIPS 2020) on CIFAR-10.
 
-Presets (`configs/byol.py:cpu`): full (default), cpu, cpu30, cpu120, smoke,
-gpu, tpu; see `ssljax/defaults.py`. The full recipe is solo-learn's CIFAR-10
-BYOL: LARS, lr 1.0 x batch/256, weight decay 1e-5, projector 4096 -> 256,
-predictor 4096 -> 256, tau from 0.99 to 1 on a cosine schedule, crops of scale
-0.08-1, solarization on the second view only, no blur, 1000 epochs, 10 warmup
-epochs.
+Presets (`configs/byol.py:cpu`): full (default), cpu, cpu10, cpu30, cpu120,
+smoke, gpu, tpu; see `ssljax/defaults.py`. The full recipe is solo-learn's
+CIFAR-10 BYOL: LARS, lr 1.0 x batch/256, weight decay 1e-5, projector 4096 ->
+256, predictor 4096 -> 256, tau from 0.99 to 1 on a cosine schedule, crops of
+scale 0.08-1, solarization on the second view only, no blur, 1000 epochs, 10
+warmup epochs.
 
 gpu and tpu are that recipe in bfloat16 at batch 256 (peak lr 1.0) and 1024
 (peak 4.0, solo-learn's linear scaling). At batch 1024 a step sees 4x the

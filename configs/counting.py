@@ -1,7 +1,7 @@
 """Counting visual primitives (Noroozi et al., ICCV 2017) on CIFAR-10.
 
-Presets (`configs/counting.py:cpu`): full (default), cpu, cpu30, cpu120, smoke,
-gpu, tpu; see `ssljax/defaults.py`. The recipe is
+Presets (`configs/counting.py:cpu`): full (default), cpu, cpu10, cpu30, cpu120,
+smoke, gpu, tpu; see `ssljax/defaults.py`. The recipe is
 `defaults.use_pretext_recipe`. The downsampled image and its four tiles are
 16x16, upsampled to 32x32 in the full recipe. The count vector has 1000 entries
 in the full recipe (as the paper) and the margin is the paper's 10; the head is

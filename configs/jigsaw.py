@@ -1,7 +1,7 @@
 """Jigsaw puzzles (Noroozi & Favaro, ECCV 2016) on CIFAR-10.
 
-Presets (`configs/jigsaw.py:cpu`): full (default), cpu, cpu30, cpu120, smoke,
-gpu, tpu; see `ssljax/defaults.py`. The recipe is
+Presets (`configs/jigsaw.py:cpu`): full (default), cpu, cpu10, cpu30, cpu120,
+smoke, gpu, tpu; see `ssljax/defaults.py`. The recipe is
 `defaults.use_pretext_recipe`. Tiles are 8x8 pixels on a 3x3 grid with a
 2-pixel gap and up to 2 pixels of jitter (30 of the 32 pixels), colour dropping
 on 30% of the tiles, upsampled to 16x16 (CPU presets) or 32x32 (full). The full

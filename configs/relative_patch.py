@@ -1,7 +1,7 @@
 """Relative patch location (Doersch et al., ICCV 2015) on CIFAR-10.
 
-Presets (`configs/relative_patch.py:cpu`): full (default), cpu, cpu30, cpu120,
-smoke, gpu, tpu; see `ssljax/defaults.py`. The recipe is
+Presets (`configs/relative_patch.py:cpu`): full (default), cpu, cpu10, cpu30,
+cpu120, smoke, gpu, tpu; see `ssljax/defaults.py`. The recipe is
 `defaults.use_pretext_recipe`. Patches are 8x8 pixels on a 3x3 grid with a
 3-pixel gap and up to 2 pixels of jitter (3*8 + 2*3 + 2 = 32: the largest grid
 a 32x32 image holds with a gap), and colour dropping on every patch (the

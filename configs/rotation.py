@@ -1,9 +1,10 @@
 """RotNet rotation prediction (Gidaris et al., ICLR 2018) on CIFAR-10.
 
-Presets (`configs/rotation.py:cpu`): full (default), cpu, cpu30, cpu120, smoke,
-gpu, tpu; see `ssljax/defaults.py`. The recipe is `defaults.use_pretext_recipe`
-(RotNet's CIFAR optimizer); each image is cropped (scale 0.5-1), flipped and
-seen in its four rotations, so a batch of B images is 4B encoder inputs.
+Presets (`configs/rotation.py:cpu`): full (default), cpu, cpu10, cpu30, cpu120,
+smoke, gpu, tpu; see `ssljax/defaults.py`. The recipe is
+`defaults.use_pretext_recipe` (RotNet's CIFAR optimizer); each image is cropped
+(scale 0.5-1), flipped and seen in its four rotations, so a batch of B images
+is 4B encoder inputs.
 """
 from ssljax import defaults
 from ssljax.methods import rotation

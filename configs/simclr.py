@@ -1,9 +1,9 @@
 """SimCLR (Chen et al., ICML 2020) on CIFAR-10.
 
-Presets (`configs/simclr.py:cpu`): full (default), cpu, cpu30, cpu120, smoke,
-gpu, tpu; see `ssljax/defaults.py`. The full recipe is solo-learn's CIFAR-10
-SimCLR: LARS, lr 0.4 x batch/256, weight decay 1e-4, projector 2048 -> 256,
-temperature 0.2, crops of scale 0.08-1 and the stronger colour jitter
+Presets (`configs/simclr.py:cpu`): full (default), cpu, cpu10, cpu30, cpu120,
+smoke, gpu, tpu; see `ssljax/defaults.py`. The full recipe is solo-learn's
+CIFAR-10 SimCLR: LARS, lr 0.4 x batch/256, weight decay 1e-4, projector 2048 ->
+256, temperature 0.2, crops of scale 0.08-1 and the stronger colour jitter
 0.8/0.8/0.8/0.2; no blur on 32x32 images, as the SimCLR paper's CIFAR
 experiments; 1000 epochs, 10 warmup epochs. gpu and tpu are that recipe in
 bfloat16 at batch 256 (peak lr 0.4) and 1024 (peak 1.6: solo-learn's linear

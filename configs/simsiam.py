@@ -1,8 +1,8 @@
 """SimSiam (Chen & He, CVPR 2021) on CIFAR-10.
 
-Presets (`configs/simsiam.py:cpu`): full (default), cpu, cpu30, cpu120, smoke,
-gpu, tpu; see `ssljax/defaults.py`. The full recipe is solo-learn's CIFAR-10
-SimSiam: SGD with momentum 0.9, lr 0.5 x batch/256, weight decay 1e-5,
+Presets (`configs/simsiam.py:cpu`): full (default), cpu, cpu10, cpu30, cpu120,
+smoke, gpu, tpu; see `ssljax/defaults.py`. The full recipe is solo-learn's
+CIFAR-10 SimSiam: SGD with momentum 0.9, lr 0.5 x batch/256, weight decay 1e-5,
 projector 2048 -> 2048 ending in BatchNorm, predictor 512 -> 2048, crops of
 scale 0.08-1, jitter 0.4/0.4/0.4/0.1, no solarization, no blur on 32x32 images;
 1000 epochs, 10 warmup epochs. gpu and tpu are that recipe in bfloat16 at batch

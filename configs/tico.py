@@ -1,9 +1,9 @@
 """TiCo (Zhu, Liu, Wu & Kong, 2022) on CIFAR-10.
 
-Presets (`configs/tico.py:cpu`): full (default), cpu, cpu30, cpu120, smoke,
-gpu, tpu; see `ssljax/defaults.py`. beta = 0.9 and rho = 8 as in the study
-ssljax grew from; the optimizer and projector are VICReg's CIFAR recipe, so
-that the two losses are compared on equal terms. gpu and tpu are the full
+Presets (`configs/tico.py:cpu`): full (default), cpu, cpu10, cpu30, cpu120,
+smoke, gpu, tpu; see `ssljax/defaults.py`. beta = 0.9 and rho = 8 as in the
+study ssljax grew from; the optimizer and projector are VICReg's CIFAR recipe,
+so that the two losses are compared on equal terms. gpu and tpu are the full
 recipe in bfloat16 at batch 256 (peak lr 0.3) and 1024 (peak 1.2), as VICReg's;
 beta stays 0.9 at batch 1024, so C remembers ~10 batches, 4x more images, each
 batch's covariance a less noisy estimate (no published rule scales it).

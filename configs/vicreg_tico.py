@@ -1,13 +1,13 @@
 """The VICReg-TiCo hybrid on CIFAR-10: VICReg's invariance and variance terms
 plus TiCo's covariance contrast against a running covariance C.
 
-Presets (`configs/vicreg_tico.py:cpu`): full (default), cpu, cpu30, cpu120,
-smoke, gpu, tpu; see `ssljax/defaults.py`. Optimizer and projector are VICReg's
-CIFAR recipe; gpu and tpu are it in bfloat16 at batch 256 (peak lr 0.3) and
-1024 (peak 1.2), as VICReg's, with beta 0.9 as TiCo's. On the `cpu` preset the
-hybrid diverged at VICReg's rate when trained longer (get_config's comment), so
-a long run at these rates is worth watching early (`train/loss`), with a lower
-`optimizer.learning_rate` the remedy if it diverges.
+Presets (`configs/vicreg_tico.py:cpu`): full (default), cpu, cpu10, cpu30,
+cpu120, smoke, gpu, tpu; see `ssljax/defaults.py`. Optimizer and projector are
+VICReg's CIFAR recipe; gpu and tpu are it in bfloat16 at batch 256 (peak lr
+0.3) and 1024 (peak 1.2), as VICReg's, with beta 0.9 as TiCo's. On the `cpu`
+preset the hybrid diverged at VICReg's rate when trained longer (get_config's
+comment), so a long run at these rates is worth watching early (`train/loss`),
+with a lower `optimizer.learning_rate` the remedy if it diverges.
 
 Defaults of the covariance term: raw z (normalize=False), z1 only
 (both_branches=False), nu = 0.01, chosen by `experiments/hybrid_defaults.sh`

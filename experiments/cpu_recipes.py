@@ -18,33 +18,14 @@ import argparse
 import json
 import os
 
-from tensorboard.backend.event_processing import event_accumulator
-from tensorboard.util import tensor_util
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
+from ssljax.event_files import scalar_events  # pylint: disable=g-import-not-at-top
+
 PROBES = {'linear_probe/test_accuracy': 'standard probe',
           'multiscale_probe/test_accuracy': 'multi-scale probe'}
-
-
-def scalar_events(workdir: str) -> dict:
-  """{tag: [(wall_time, step, value)]} of the run's TensorBoard scalars,
-  the training run's own and `ssljax.evaluate`'s (DIR/eval)."""
-  found = {}
-  for directory in (workdir, os.path.join(workdir, 'eval')):
-    if not os.path.isdir(directory):
-      continue
-    events = event_accumulator.EventAccumulator(
-        directory, size_guidance={event_accumulator.TENSORS: 0})
-    events.Reload()
-    for tag in events.Tags()['tensors']:
-      for event in events.Tensors(tag):
-        value = tensor_util.make_ndarray(event.tensor_proto)
-        if value.ndim == 0 and value.dtype.kind == 'f':  # Not pictures.
-          found.setdefault(tag, []).append(
-              (event.wall_time, event.step, float(value)))
-  return found
 
 
 def run_summary(name: str, workdir: str) -> dict:

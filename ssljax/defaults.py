@@ -9,14 +9,17 @@ Presets trade scale for time and keep one file per method:
          global batch of 1024.
   cpu:   a small encoder and a short schedule that finish, probe included, in
          under 30 minutes on a 2-core laptop CPU.
-  cpu30, cpu120: `cpu`'s model and augmentation trained for as many
-         epochs as 30 (120) minutes of wall time on a 2-core CPU allow,
-         evaluation included (each method's config passes its measured
-         training rate to `use_cpu_budget`), probed along the way, and read
-         out two ways at the end: the standard probe and the multi-scale
-         one (`evaluators.multiscale_probe`). Training longer is the lever
-         that measured best; experiments/results/cpu_recipes.md has the
-         measurements and the levers not yet tried.
+  cpu10, cpu30, cpu120: `cpu`'s model and augmentation trained for as
+         many epochs as 10 (30, 120) minutes of wall time on a 2-core CPU
+         allow, evaluation included (each method's config passes its
+         measured training rate to `use_cpu_budget`), probed (linear probe
+         and kNN) at each quarter of the run. cpu30 and cpu120 are also read
+         out by the multi-scale probe at the end
+         (`evaluators.multiscale_probe`); cpu10, the budget on which
+         experiments/ compares every method over seeds, spends that time on
+         training. Training longer is the lever that measured best;
+         experiments/results/cpu_recipes.md has the measurements and the
+         levers not yet tried.
   smoke: the whole path (a few dozen steps on the real data, checkpoint,
          probe) in a few minutes.
 
@@ -56,9 +59,15 @@ from ssljax.evaluators import multiscale_probe
 from ssljax.evaluators import online_probe
 from ssljax.errors import InputError
 
-PRESETS = ('full', 'cpu', 'cpu30', 'cpu120', 'smoke', 'gpu', 'tpu')
+PRESETS = ('full', 'cpu', 'cpu10', 'cpu30', 'cpu120', 'smoke', 'gpu', 'tpu')
 # Wall-clock budgets on a 2-core CPU, in minutes; each trains at `cpu`'s scale.
-CPU_BUDGETS = {'cpu30': 30, 'cpu120': 120}
+CPU_BUDGETS = {'cpu10': 10, 'cpu30': 30, 'cpu120': 120}
+# Minutes of a budget that are not training: start-up, data loading and
+# compilation (~0.7), the probes and kNN taken while training (3 x ~0.4)
+# and the final evaluation (~0.5), plus the multi-scale probe (~1.4) where
+# it runs; 3.9 in all in VICReg's `cpu30` run.
+CPU_BUDGET_OVERHEAD_MINUTES = {'cpu10': 3.0, 'cpu30': 5.0, 'cpu120': 5.0}
+MULTISCALE_BUDGETS = ('cpu30', 'cpu120')
 # The full recipe on an accelerator, in bfloat16: the train settings that
 # differ from `full` (the module's docstring says why).
 ACCELERATORS = {
@@ -157,9 +166,10 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
     config.train.log_every_steps = 20
     config.train.checkpoint_every_steps = 200
     config.optimizer.warmup_epochs = 0.3
+    if preset in MULTISCALE_BUDGETS:
+      config.evals.multiscale_probe = multiscale_probe.default_config()
     if preset in CPU_BUDGETS:
       # The schedule is the method's (`use_cpu_budget`).
-      config.evals.multiscale_probe = multiscale_probe.default_config()
       config.train.log_every_steps = 50
       config.train.checkpoint_every_steps = 500
   elif preset == 'smoke':
@@ -176,13 +186,6 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   return config
 
 
-# Minutes of a CPU-budget run that are not training: start-up, data loading
-# and compilation (~0.7), the probes taken while training (3 x ~0.4) and the
-# final evaluation with the multi-scale probe (~1.9); 3.9 in VICReg's
-# `cpu30` run, rounded up.
-CPU_BUDGET_OVERHEAD_MINUTES = 5.0
-
-
 # The share of a budget's training minutes planned for: the host's speed
 # drifts by 10-30% within an hour here (experiments/results/performance.md).
 CPU_BUDGET_MARGIN = 0.9
@@ -195,15 +198,17 @@ def use_cpu_budget(config: ml_collections.ConfigDict, preset: str,
   rate, `images_per_second` of its `cpu` preset as `python -m ssljax.bench`
   measured it on this project's 2-core CPU (experiments/results/
   cpu_recipes.md), fits into the budget less the overhead, less the
-  margin, to the nearest half epoch. The linear probe runs at each quarter
-  of the run, for accuracy against time. Other presets are left alone."""
+  margin, to the nearest half epoch. The linear probe and kNN run at each
+  quarter of the run, for accuracy against time. Other presets are left
+  alone."""
   if preset not in CPU_BUDGETS:
     return
-  seconds = (CPU_BUDGETS[preset] - CPU_BUDGET_OVERHEAD_MINUTES) * 60
+  seconds = (CPU_BUDGETS[preset] - CPU_BUDGET_OVERHEAD_MINUTES[preset]) * 60
   epochs = (CPU_BUDGET_MARGIN * seconds * images_per_second
             / CIFAR10_TRAIN_IMAGES)
   config.train.num_epochs = round(2 * epochs) / 2
-  config.evals.linear_probe.every_epochs = config.train.num_epochs / 4
+  for name in ('linear_probe', 'knn'):
+    config.evals[name].every_epochs = config.train.num_epochs / 4
 
 
 def use_pretext_recipe(config: ml_collections.ConfigDict, preset: str,

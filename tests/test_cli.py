@@ -36,7 +36,8 @@ def test_bad_config_flags_end_in_one_line(flag, message, tmp_path):
 @pytest.mark.parametrize('config,message', [
     ('configs/nope.py', "No such file or directory: 'configs/nope.py'"),
     ('configs/vicreg.py:tiny', "Unknown config preset 'tiny'; allowed "
-     "values: ['full', 'cpu', 'cpu30', 'cpu120', 'smoke', 'gpu', 'tpu']"),
+     "values: ['full', 'cpu', 'cpu10', 'cpu30', 'cpu120', 'smoke', 'gpu', "
+     "'tpu']"),
 ])
 def test_missing_config_files_and_presets_end_in_one_line(config, message,
                                                           tmp_path):

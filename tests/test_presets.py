@@ -1,6 +1,7 @@
 """The accelerator presets, `gpu` and `tpu`: each joint-embedding method's
 full recipe in bfloat16, at batch 256 and 1024 (ssljax/defaults.py); and
-the CPU budgets, `cpu30` and `cpu120`: the `cpu` preset trained longer.
+the CPU budgets, `cpu10`, `cpu30` and `cpu120`: the `cpu` preset trained
+for as long as each budget allows.
 
 The fast tests read the configs and trace a bfloat16 model abstractly
 (`jax.eval_shape`, no network compiled): parameters stay float32 and every
@@ -90,10 +91,13 @@ def test_pretext_tasks_take_the_presets_too():
                                          'tpu': 1024}[preset]
 
 
-def test_cpu_budgets_train_the_cpu_preset_longer_and_read_out_twice():
+def test_cpu_budgets_train_the_cpu_preset_for_their_time_probed_on_the_way():
   for name in JOINT_EMBEDDING + ('rotation', 'relative_patch', 'jigsaw',
                                  'counting'):
     cpu = config_of(name, 'cpu')
+    epochs = [config_of(name, p).train.num_epochs
+              for p in ('cpu10', 'cpu30', 'cpu120')]
+    assert epochs == sorted(set(epochs)) and epochs[1] > cpu.train.num_epochs
     for preset in defaults.CPU_BUDGETS:
       config = config_of(name, preset)
       validate.check(config)
@@ -103,18 +107,21 @@ def test_cpu_budgets_train_the_cpu_preset_longer_and_read_out_twice():
       assert config.method.to_dict() == cpu.method.to_dict()
       assert config.optimizer.to_dict() == cpu.optimizer.to_dict()
       assert config.train.batch_size == cpu.train.batch_size
-      assert config.train.num_epochs > cpu.train.num_epochs, name
-      assert 'multiscale_probe' in config.evals and 'knn' in config.evals
+      assert ('multiscale_probe' in config.evals) == (
+          preset in defaults.MULTISCALE_BUDGETS)
+      assert (config.evals.knn.every_epochs
+              == config.evals.linear_probe.every_epochs
+              == config.train.num_epochs / 4)
 
 
 @pytest.mark.parametrize('rate', [122, 239, 442, 503])
 def test_a_budgets_epochs_at_the_measured_rate_fit_its_training_minutes(rate):
-  for preset, minutes in (('cpu30', 30), ('cpu120', 120)):
+  for preset, minutes in (('cpu10', 10), ('cpu30', 30), ('cpu120', 120)):
     config = defaults.get_config(preset)
     defaults.use_cpu_budget(config, preset, images_per_second=rate)
     epochs = config.train.num_epochs
     assert epochs % 0.5 == 0
-    training = (minutes - defaults.CPU_BUDGET_OVERHEAD_MINUTES) * 60
+    training = (minutes - defaults.CPU_BUDGET_OVERHEAD_MINUTES[preset]) * 60
     seconds = epochs * 50_000 / rate  # At the rate the bench measured.
     # Within the training minutes, but not wasting them: 0.9 of them is
     # planned, give or take a quarter epoch.

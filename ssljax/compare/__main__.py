@@ -1,0 +1,110 @@
+"""Command line: a seeded comparison of methods on one preset.
+
+  python -m ssljax.compare --name=study_cpu30 --preset=cpu30 \
+      --methods=vicreg,tico,vicreg_tico --seeds=0,1,2 \
+      [--variant="beta 0:vicreg_tico method.beta=0.0" ...] \
+      [--set=train.num_epochs=2 ...] [--root=DIR] [--max_runs=N]
+
+Trains every arm (each method, each variant, and the random-init encoder)
+at every seed, one run at a time, each with `python -m ssljax.main` in its
+own workdir under --root, then writes OUT_DIR/NAME.md (mean, std and 95%
+interval over seeds, per-seed values, time, paired tests) and its plots.
+Finished runs are read back, not redone, so a grid can be built up over
+several sittings (--max_runs=N trains at most N runs and reports; 0 only
+reports); a run whose code or settings changed gets a new workdir and is
+trained again (`ssljax.compare.runs`). Run it from the repository root.
+"""
+
+import glob
+import os
+import shlex
+import sys
+
+from absl import flags
+
+from ssljax import cli
+from ssljax.compare import report
+from ssljax.compare import runs as runs_lib
+from ssljax.errors import InputError
+
+JOINT_EMBEDDING = ('vicreg', 'tico', 'vicreg_tico', 'barlow_twins', 'simclr',
+                   'byol', 'simsiam')
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('name', None, 'The report: OUT_DIR/NAME.md, '
+                    'NAME_accuracy.png and NAME_training.png.')
+flags.DEFINE_string('preset', None, 'The preset of every run, e.g. cpu30.')
+flags.DEFINE_list('methods', list(JOINT_EMBEDDING), 'Methods, by config file '
+                  'name (configs/<method>.py), each an arm with its own '
+                  'settings.')
+flags.DEFINE_multi_string('variant', [], '"LABEL:METHOD KEY=VALUE ...": one '
+                          'more arm, a method with settings changed.')
+flags.DEFINE_list('seeds', ['0', '1', '2'], 'config.seed of each run.')
+flags.DEFINE_multi_string('set', [], 'KEY=VALUE: a setting of every run '
+                          '(as --config.KEY=VALUE of ssljax.main).')
+flags.DEFINE_bool('random_init', True, 'Add the random-init encoder under '
+                  'the same evaluators, the baseline of every gain.')
+flags.DEFINE_string('root', os.path.expanduser('~/ssljax_runs'),
+                    'Where the runs live, shared by comparisons.')
+flags.DEFINE_string('out_dir', 'experiments/results', 'Where the report goes.')
+flags.DEFINE_string('configs_dir', 'configs', 'The config files.')
+flags.DEFINE_integer('max_runs', -1, 'Train at most this many runs, then '
+                     'report; -1: all that are missing, 0: report only.')
+flags.DEFINE_bool('retry_failed', False, 'Train failed runs again (by '
+                  'default a failure, e.g. divergence, is reported as the '
+                  "run's result).")
+flags.mark_flags_as_required(['name', 'preset'])
+
+
+def arms() -> list[runs_lib.Arm]:
+  found = [runs_lib.Arm(m, m) for m in FLAGS.methods]
+  found += [runs_lib.parse_arm(v) for v in FLAGS.variant]
+  if FLAGS.random_init:
+    found.append(runs_lib.RANDOM_INIT)
+  labels = [a.label for a in found]
+  if len(set(labels)) != len(labels):
+    raise InputError(f'Arm labels must differ; got {labels}.')
+  return found
+
+
+def seeds() -> list[int]:
+  try:
+    return [int(s) for s in FLAGS.seeds]
+  except ValueError as e:
+    raise InputError(f'--seeds={",".join(FLAGS.seeds)} must be integers, '
+                     'e.g. --seeds=0,1,2.') from e
+
+
+def main():
+  grid = runs_lib.plan(arms(), seeds(), FLAGS.preset, FLAGS.set, FLAGS.root,
+                       FLAGS.configs_dir)
+  todo = [r for r in grid if not r.finished
+          and (FLAGS.retry_failed or not r.record().get('failure'))]
+  if FLAGS.max_runs >= 0:
+    todo = todo[:FLAGS.max_runs]
+  print(f'{len(grid)} runs: {sum(r.finished for r in grid)} finished, '
+        f'{len(todo)} to train now, under {FLAGS.root}', flush=True)
+  failed = []
+  for i, run in enumerate(todo):
+    print(f'[{i + 1}/{len(todo)}] {run.arm.label}, seed {run.seed}: '
+          f'{run.workdir}', flush=True)
+    if not runs_lib.train(run):
+      failed.append(run)
+  planned = {r.workdir for r in grid}
+  others = {d for r in grid for d in glob.glob(
+      f'{FLAGS.root}/{r.arm.method}-{FLAGS.preset}-seed{r.seed}-*')} - planned
+  os.makedirs(FLAGS.out_dir, exist_ok=True)
+  command = 'python -m ssljax.compare ' + shlex.join(sys.argv[1:])
+  print(report.document(
+      FLAGS.name, command, FLAGS.preset, seeds(),
+      [report.outcome(r) for r in grid],
+      runs_lib.RANDOM_INIT.label if FLAGS.random_init else None,
+      FLAGS.out_dir, len(others)))
+  if failed:
+    raise InputError(f'{len(failed)} runs failed (the report lists them; '
+                     'their output is in WORKDIR/train.log): '
+                     + ', '.join(r.workdir for r in failed))
+
+
+if __name__ == '__main__':
+  cli.run(main)

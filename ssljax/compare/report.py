@@ -1,0 +1,327 @@
+"""A comparison's write-up: the Markdown tables (mean, std and 95% interval
+over seeds, per-seed values, time, paired differences) and two PNG plots
+(accuracy per arm with its interval; probe, kNN, RankMe and loss terms
+over training), all from the runs' results.json, compare_run.json and
+TensorBoard events."""
+import dataclasses
+import math
+import os
+
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+# pylint: disable=g-import-not-at-top
+from ssljax import event_files
+from ssljax.compare import runs as runs_lib
+from ssljax.compare import stats
+
+# The numbers a table shows: (results.json eval_summary key, heading).
+MEASURES = (('linear_probe_accuracy', 'linear probe'),
+            ('knn_accuracy', 'kNN'),
+            ('multiscale_probe_accuracy', 'multi-scale probe'),
+            ('rankme', 'RankMe of the features'))
+# Scalars a method logs under train/ that are not terms of its loss.
+NOT_LOSS_TERMS = ('learning_rate', 'grad_norm', 'images_per_second',
+                  'embedding_std', 'normalized_embedding_std')
+# Curves over training: (TensorBoard tag, title).
+CURVES = (('linear_probe/test_accuracy', 'linear probe (test accuracy)'),
+          ('knn/accuracy', 'kNN (test accuracy)'),
+          ('collapse/feature_rankme', 'RankMe of the features'))
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+  """A run as the report sees it: its results (None if it has not
+  finished), the failure that stopped it (None if none), and its cost."""
+  run: runs_lib.Run
+  results: dict | None
+  failure: str | None
+  wall_minutes: float  # Every sitting of the comparison's runner.
+  cpu_use: float  # CPU seconds / (wall seconds x CPUs): < ~0.9 = shared.
+  sittings: int
+
+  @property
+  def values(self) -> dict:
+    return {} if self.results is None else {
+        key: self.results['eval_summary'].get(key) for key, _ in MEASURES}
+
+  @property
+  def images_per_second(self) -> float:
+    if not self.results or not self.results['train_seconds']:
+      return math.nan
+    return (self.results['steps'] * self.run.config['train']['batch_size']
+            / self.results['train_seconds'])
+
+
+def outcome(run: runs_lib.Run) -> Outcome:
+  record = run.record()
+  sittings = record['sittings']
+  wall = sum(s['wall_seconds'] for s in sittings)
+  cpu = sum(s['cpu_seconds'] for s in sittings)
+  cpus = max((s['cpus'] for s in sittings), default=1)
+  return Outcome(run, runs_lib.read_back(run), record.get('failure'),
+                 wall / 60, cpu / (wall * cpus) if wall else math.nan,
+                 len(sittings))
+
+
+def by_arm(outcomes: list[Outcome]) -> dict[str, list[Outcome]]:
+  grouped = {}
+  for o in outcomes:
+    grouped.setdefault(o.run.arm.label, []).append(o)
+  return grouped
+
+
+def seed_values(outcomes: list[Outcome], key: str) -> dict[int, float]:
+  return {o.run.seed: o.values[key] for o in outcomes
+          if o.results is not None and o.values.get(key) is not None}
+
+
+def fmt(value: float, digits: int = 4) -> str:
+  return '-' if value is None or math.isnan(value) else f'{value:.{digits}f}'
+
+
+def fmt_estimate(e: stats.Estimate, digits: int = 4) -> str:
+  if e.n == 0:
+    return '-'
+  if e.n == 1:
+    return f'{fmt(e.mean, digits)} (1 seed)'
+  return (f'{fmt(e.mean, digits)} ± {fmt(e.std, digits)} '
+          f'[{fmt(e.low, digits)}, {fmt(e.high, digits)}]')
+
+
+def accuracy_table(grouped: dict[str, list[Outcome]], baseline: str | None
+                   ) -> str:
+  """Mean ± std [95% interval] over seeds for each measure, and each arm's
+  paired gain over the random-init baseline."""
+  shown = [(k, h) for k, h in MEASURES
+           if any(seed_values(o, k) for o in grouped.values())]
+  lines = ['| arm | seeds finished | ' + ' | '.join(
+      f'{h}: mean ± std [95% interval]' for _, h in shown)
+           + ' | linear probe over random init (paired) |',
+           '|---|---|' + '---|' * len(shown) + '---|']
+  base = seed_values(grouped[baseline], MEASURES[0][0]) if baseline else {}
+  for label, outcomes in grouped.items():
+    cells = [fmt_estimate(stats.estimate(list(seed_values(outcomes, k)
+                                              .values())),
+                          1 if k == 'rankme' else 4) for k, _ in shown]
+    gain = '-'
+    if base and label != baseline:
+      gain = fmt_estimate(stats.paired_difference(
+          seed_values(outcomes, MEASURES[0][0]), base).estimate)
+    done = sum(o.results is not None for o in outcomes)
+    lines.append(f'| {label} | {done} of {len(outcomes)} | '
+                 + ' | '.join(cells) + f' | {gain} |')
+  return '\n'.join(lines)
+
+
+def seed_table(grouped: dict[str, list[Outcome]]) -> str:
+  lines = ['| arm | seed | ' + ' | '.join(h for _, h in MEASURES)
+           + ' | wall (min) | images/s (training) | CPU use | workdir |',
+           '|---|---|' + '---|' * len(MEASURES) + '---|---|---|---|']
+  for label, outcomes in grouped.items():
+    for o in outcomes:
+      if o.results is None:
+        state = f'failed: {o.failure}' if o.failure else 'not yet run'
+        cells = [state] + [''] * (len(MEASURES) + 2)
+      else:
+        cells = [fmt(o.values[k], 1 if k == 'rankme' else 4)
+                 for k, _ in MEASURES]
+        cells += [fmt(o.wall_minutes, 1)
+                  + (f' ({o.sittings} sittings)' if o.sittings > 1 else ''),
+                  fmt(o.images_per_second, 0)]
+      cpu = fmt(o.cpu_use, 2) if o.sittings else ''
+      lines.append(f'| {label} | {o.run.seed} | ' + ' | '.join(cells)
+                   + f' | {cpu} | `{os.path.basename(o.run.workdir)}` |')
+  return '\n'.join(lines)
+
+
+def pairwise_table(grouped: dict[str, list[Outcome]], baseline: str | None,
+                   key: str = MEASURES[0][0]) -> str:
+  """Every pair of arms (the baseline aside): the paired difference of
+  `key` over their common seeds, its t-test, Holm-adjusted over the table,
+  and the finding in words."""
+  labels = [label for label in grouped if label != baseline]
+  pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]]
+  found = [stats.paired_difference(seed_values(grouped[a], key),
+                                   seed_values(grouped[b], key))
+           for a, b in pairs]
+  adjusted = stats.holm([d.p for d in found])
+  lines = ['| A − B | seeds | difference: mean [95% interval] | p (paired t) '
+           '| Holm-adjusted p | finding |', '|---|---|---|---|---|---|']
+  for (a, b), d, p in zip(pairs, found, adjusted):
+    if math.isnan(p):
+      finding = 'too few common seeds'
+    elif p < 1 - stats.LEVEL:
+      finding = f'**{a if d.estimate.mean > 0 else b} higher**'
+    else:
+      finding = 'no significant difference'
+    interval = (f'{fmt(d.estimate.mean)} [{fmt(d.estimate.low)}, '
+                f'{fmt(d.estimate.high)}]')
+    lines.append(f'| {a} − {b} | {d.estimate.n} | {interval} | '
+                 f'{fmt(d.p, 3)} | {fmt(p, 3)} | {finding} |')
+  return '\n'.join(lines)
+
+
+def accuracy_plot(path: str, grouped: dict[str, list[Outcome]]):
+  """Each arm's per-seed accuracies (dots) and mean with its 95% interval
+  (bar), linear probe and kNN side by side."""
+  labels = list(grouped)
+  figure, axis = plt.subplots(figsize=(max(6, 1.1 * len(labels)), 4.5))
+  for offset, (key, heading) in zip((-0.15, 0.15), MEASURES[:2]):
+    for x, label in enumerate(labels):
+      values = list(seed_values(grouped[label], key).values())
+      if not values:
+        continue
+      e = stats.estimate(values)
+      color = 'C0' if key == MEASURES[0][0] else 'C1'
+      axis.scatter([x + offset] * len(values), values, s=12, color=color,
+                   alpha=0.6)
+      error = (None if e.n < 2 else
+               [[e.mean - e.low], [e.high - e.mean]])
+      axis.errorbar(x + offset, e.mean, yerr=error, fmt='_', color=color,
+                    capsize=4, markersize=14,
+                    label=heading if x == 0 else None)
+  axis.set_xticks(range(len(labels)), labels, rotation=30, ha='right')
+  axis.set_ylabel('test accuracy')
+  axis.set_title('mean and 95% interval over seeds; dots: seeds')
+  axis.legend()
+  axis.grid(axis='y', alpha=0.3)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
+
+
+def _mean_curve(curves: list[list[tuple[int, float]]]):
+  """The steps every seed logged and the seeds' mean value at each."""
+  steps = sorted(set.intersection(*(set(s for s, _ in c) for c in curves)))
+  values = [dict(c) for c in curves]
+  return steps, [float(np.mean([v[s] for v in values])) for s in steps]
+
+
+def training_plot(path: str, grouped: dict[str, list[Outcome]]) -> bool:
+  """Over training, mean over each arm's finished seeds: the periodic probe
+  and kNN, the features' RankMe at every log, and each arm's loss terms.
+  False (nothing written) when no run has trained yet."""
+  trained = {}
+  for label, outcomes in grouped.items():
+    finished = [o for o in outcomes
+                if o.results is not None and o.results['steps'] > 0]
+    if finished:
+      trained[label] = (
+          [event_files.scalar_events(o.run.workdir) for o in finished],
+          finished[0].results['steps'] / finished[0].results['epochs'])
+  if not trained:
+    return False
+  columns = 3
+  rows = 1 + math.ceil(len(trained) / columns)
+  figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.3 * rows),
+                              squeeze=False)
+  for axis, (tag, title) in zip(axes[0], CURVES):
+    for label, (events, steps_per_epoch) in trained.items():
+      curves = [[(s, v) for _, s, v in e[tag]] for e in events if tag in e]
+      if len(curves) == len(events):
+        steps, means = _mean_curve(curves)
+        axis.plot(np.array(steps) / steps_per_epoch, means, marker='.',
+                  label=label)
+    axis.set_title(title)
+    axis.set_xlabel('epoch')
+    axis.grid(alpha=0.3)
+  axes[0][0].legend(fontsize=7)
+  for axis, (label, (events, steps_per_epoch)) in zip(axes[1:].flat,
+                                                      trained.items()):
+    terms = sorted(t for t in events[0] if t.startswith('train/')
+                   and t.split('/', 1)[1] not in NOT_LOSS_TERMS)
+    for tag in terms:
+      steps, means = _mean_curve([[(s, v) for _, s, v in e[tag]]
+                                  for e in events])
+      axis.plot(np.array(steps) / steps_per_epoch, means,
+                label=tag.split('/', 1)[1])
+    axis.set_title(f'{label}: loss terms')
+    axis.set_xlabel('epoch')
+    axis.set_yscale('symlog', linthresh=1e-2)
+    axis.legend(fontsize=7)
+    axis.grid(alpha=0.3)
+  for axis in axes[1:].flat[len(trained):]:
+    axis.axis('off')
+  figure.tight_layout()
+  figure.savefig(path, dpi=90)
+  plt.close(figure)
+  return True
+
+
+def revision(git: dict | None) -> str:
+  if not git:
+    return 'unknown (not a git checkout)'
+  return git['commit'][:7] + (' with uncommitted changes' if git['dirty']
+                              else '')
+
+
+def document(name: str, command: str, preset: str, seeds: list[int],
+             outcomes: list[Outcome], baseline: str | None, out_dir: str,
+             others: int) -> str:
+  """Writes OUT_DIR/NAME.md and its two plots; returns the Markdown."""
+  grouped = by_arm(outcomes)
+  finished = [o for o in outcomes if o.results is not None]
+  plots = []
+  if finished:
+    accuracy_plot(os.path.join(out_dir, f'{name}_accuracy.png'), grouped)
+    plots.append(f'![accuracy per arm]({name}_accuracy.png)')
+  if training_plot(os.path.join(out_dir, f'{name}_training.png'), grouped):
+    plots.append(f'![over training]({name}_training.png)')
+  pictures = '\n\n'.join(plots) or 'None yet: no run has finished.'
+  hosts = sorted({o.results['provenance']['host'] for o in finished})
+  commits = sorted({revision(o.results['provenance'].get('git'))
+                    for o in finished})
+  left_out = (f' {others} other workdirs under the same root (other code '
+              'or settings) are not in these tables.' if others else '')
+  status = (f'All {len(outcomes)} runs finished.'
+            if len(finished) == len(outcomes) else
+            f'**{len(finished)} of {len(outcomes)} runs finished**; the '
+            'others are marked in the per-seed table, and the same command '
+            'trains them.')
+  text = f"""# Comparison: {name}
+
+Written by `python -m ssljax.compare`; the same command reads the finished
+runs back and trains the missing ones:
+
+    {command}
+
+Preset `{preset}`, seeds {', '.join(map(str, seeds))}. {status} Every
+accuracy is on the full test split. Hosts: {', '.join(hosts) or '-'};
+ssljax commits: {', '.join(commits) or '-'}.{left_out}
+
+## Accuracy
+
+Mean ± sample standard deviation over seeds, and the 95% Student-t
+interval of the mean. The gain over random init is paired by seed (the
+same initial encoder).
+
+{accuracy_table(grouped, baseline)}
+
+## Paired differences, linear probe
+
+Per-seed differences A − B over the seeds both arms finished; two-sided
+paired t-test, Holm-adjusted over the rows of this table. "No significant
+difference" is a finding: at this number of seeds, the difference is
+within what the seed alone moves.
+
+{pairwise_table(grouped, baseline)}
+
+## Per seed
+
+Wall time is the runner's measure of each training process, start-up to
+exit (every sitting, if a run was resumed). CPU use is the process's CPU
+time over wall time x CPUs: well below ~0.9 means something else shared
+the machine, and the time is an upper bound.
+
+{seed_table(grouped)}
+
+## Plots
+
+{pictures}
+"""
+  with open(os.path.join(out_dir, f'{name}.md'), 'w') as f:
+    f.write(text)
+  return text

@@ -1,0 +1,226 @@
+"""The runs of a comparison: their configs, where each lives, training the
+missing ones, and reading the finished ones back.
+
+A run is an arm (a method's config file with the arm's settings), a
+preset and a seed. Its workdir is named by a key that hashes the run's
+whole resolved config with the training code (the `ssljax` package but
+the modules that only report, parsed, so that comments and docstrings do
+not count) and the versions of the numerical packages. So a run trained
+with other code or other settings is never mixed into a table: its
+workdir stays on disk and a new one is trained. Runs are shared by every
+comparison under the same root (an ablation's default arm is the main
+comparison's run when the settings agree).
+"""
+import ast
+import collections
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from absl import flags
+import ml_collections
+from ml_collections import config_flags
+
+from ssljax import cli
+from ssljax import validate
+from ssljax.errors import InputError
+
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Packages whose version can change a run's numbers.
+NUMERICAL_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'dm-pix', 'numpy')
+RUN_RECORD = 'compare_run.json'  # Beside results.json: sittings, failure.
+# Paths in the package that `python -m ssljax.main` does not run: the
+# comparison, the benchmark, the stand-alone evaluation command, and the
+# reader of TensorBoard events.
+NOT_TRAINING = ('compare', 'bench.py', 'evaluate.py', 'event_files.py')
+# How a run is trained: WORKDIR and the --config flags are appended.
+TRAIN_COMMAND = (sys.executable, '-m', 'ssljax.main')
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+  """A row of the comparison: `label`, the config file of `method`, and
+  `settings` ('KEY=VALUE', as --config.KEY=VALUE) on top of the preset."""
+  label: str
+  method: str
+  settings: tuple[str, ...] = ()
+
+
+# The encoder as initialised from each seed, under the same evaluators: the
+# baseline every gain is measured from (VICReg's config, so the same
+# encoder as every joint-embedding method's at the same preset and seed).
+RANDOM_INIT = Arm('random init', 'vicreg', ('train.num_epochs=0',))
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  arm: Arm
+  seed: int
+  config_args: tuple[str, ...]  # The --config flags of ssljax.main.
+  config: dict  # Resolved, as results.json records it.
+  key: str
+  workdir: str
+
+  @property
+  def finished(self) -> bool:
+    return os.path.exists(os.path.join(self.workdir, 'results.json'))
+
+  def record(self) -> dict:
+    """This run's RUN_RECORD: {'sittings': [...], 'failure': ...}."""
+    path = os.path.join(self.workdir, RUN_RECORD)
+    if not os.path.exists(path):
+      return {'sittings': []}
+    with open(path) as f:
+      return json.load(f)
+
+
+def parse_arm(text: str) -> Arm:
+  """'LABEL:METHOD KEY=VALUE ...' (--variant) -> Arm."""
+  label, _, rest = text.partition(':')
+  words = rest.split()
+  if not label.strip() or not words or any('=' not in w for w in words[1:]):
+    raise InputError(f'--variant={text!r} must be "LABEL:METHOD KEY=VALUE '
+                     '...", e.g. --variant="beta 0:vicreg_tico '
+                     'method.beta=0.0".')
+  return Arm(label.strip(), words[0], tuple(words[1:]))
+
+
+def _normalised_source(path: str) -> str:
+  """The module's syntax tree without docstrings: what it computes."""
+  with open(path) as f:
+    tree = ast.parse(f.read())
+  for node in ast.walk(tree):
+    body = getattr(node, 'body', None)
+    if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)):
+      node.body = body[1:] or [ast.Pass()]
+  return ast.dump(tree)
+
+
+def code_digest(package: str = PACKAGE) -> str:
+  """sha256 of the training code: every module of `package` but
+  NOT_TRAINING, docstrings and comments aside, and the versions of
+  NUMERICAL_PACKAGES."""
+  digest = hashlib.sha256()
+  for directory, subdirectories, files in os.walk(package):
+    subdirectories[:] = sorted(d for d in subdirectories
+                               if d not in NOT_TRAINING)
+    for name in sorted(f for f in files
+                       if f.endswith('.py') and f not in NOT_TRAINING):
+      path = os.path.join(directory, name)
+      digest.update(os.path.relpath(path, package).encode())
+      digest.update(_normalised_source(path).encode())
+  for name in NUMERICAL_PACKAGES:
+    try:
+      digest.update(f'{name}=={importlib.metadata.version(name)}'.encode())
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  return digest.hexdigest()
+
+
+def resolve_config(config_args: list[str]) -> ml_collections.ConfigDict:
+  """The config that `python -m ssljax.main` builds from `config_args`
+  (--config=FILE:PRESET and --config.KEY=VALUE flags), parsed the same way,
+  and checked as training checks it; a bad file, key or value raises one
+  InputError."""
+  argv = ['compare', *config_args]
+  parsed = flags.FlagValues()
+  config_flags.DEFINE_config_file('config', None, '', flag_values=parsed,
+                                  lock_config=True, sys_argv=argv)
+  try:
+    parsed(argv)
+    config = parsed.config
+    config.keys()  # Loads the file (config_flags defers it).
+  except Exception as e:  # pylint: disable=broad-except
+    raise InputError(f'{" ".join(config_args)}: {cli.one_line(e)}') from e
+  validate.check(config)
+  return config
+
+
+def plan(arms: list[Arm], seeds: list[int], preset: str, settings: list[str],
+         root: str, configs_dir: str) -> list[Run]:
+  """Every run of the grid, seed by seed (so that a grid cut short has
+  every arm at its first seeds), each config resolved and checked before
+  anything is trained."""
+  code = code_digest()
+  runs = []
+  for seed in seeds:
+    for arm in arms:
+      path = os.path.join(configs_dir, f'{arm.method}.py')
+      if not os.path.exists(path):
+        raise InputError(f'No config file {path} for method {arm.method!r}; '
+                         f'--configs_dir={configs_dir} holds the configs '
+                         '(run from the repository root).')
+      config_args = (f'--config={path}:{preset}', f'--config.seed={seed}',
+                     *(f'--config.{s}' for s in (*settings, *arm.settings)))
+      config = json.loads(resolve_config(list(config_args))
+                          .to_json_best_effort())
+      key = hashlib.sha256(json.dumps([config, code], sort_keys=True)
+                           .encode()).hexdigest()[:12]
+      runs.append(Run(arm, seed, config_args, config, key, os.path.join(
+          root, f'{arm.method}-{preset}-seed{seed}-{key}')))
+  return runs
+
+
+def train(run: Run, log=sys.stdout) -> bool:
+  """Trains (or resumes) `run` with TRAIN_COMMAND in a process of its own,
+  its output shown and kept in WORKDIR/train.log; records the sitting
+  (wall time, CPU time, exit status) in WORKDIR/RUN_RECORD. True when it
+  finished; False when it failed, with the failure recorded (a diverged
+  run is a result, and is not retried unless asked). Ctrl-C stops the run
+  at a checkpoint and is raised again."""
+  os.makedirs(run.workdir, exist_ok=True)
+  argv = [*TRAIN_COMMAND, *run.config_args, f'--workdir={run.workdir}']
+  record = run.record()
+  cpu_before = _children_cpu_seconds()
+  start = time.time()
+  tail = collections.deque(maxlen=5)
+  with open(os.path.join(run.workdir, 'train.log'), 'a') as kept, \
+      subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True) as process:
+    try:
+      for line in process.stdout:
+        log.write(line)
+        kept.write(line)
+        tail.append(line.rstrip())
+      process.wait()
+    except KeyboardInterrupt:
+      process.wait()  # It checkpoints and stops on the same SIGINT.
+      raise
+  record['sittings'].append({
+      'started': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(start)),
+      'wall_seconds': time.time() - start,
+      'cpu_seconds': _children_cpu_seconds() - cpu_before,
+      'cpus': os.cpu_count(), 'returncode': process.returncode,
+      'command': argv})
+  record['failure'] = (None if process.returncode == 0 else
+                       next((t for t in reversed(tail) if t), 'no output'))
+  with open(os.path.join(run.workdir, RUN_RECORD), 'w') as f:
+    json.dump(record, f, indent=1)
+  return process.returncode == 0
+
+
+def _children_cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return usage.ru_utime + usage.ru_stime
+
+
+def read_back(run: Run) -> dict | None:
+  """The finished run's results.json, checked against the run's config;
+  None if it has not finished. A results.json made with another config
+  (a workdir reused by hand) raises."""
+  if not run.finished:
+    return None
+  with open(os.path.join(run.workdir, 'results.json')) as f:
+    results = json.load(f)
+  if results['config'] != run.config:
+    raise InputError(f'{run.workdir}/results.json was trained with another '
+                     'config than its key says; move that workdir away.')
+  return results

@@ -1,0 +1,25 @@
+"""A workdir's TensorBoard scalars, read back for reports and plots: the
+training run's own (DIR) and those of `ssljax.evaluate` (DIR/eval)."""
+import os
+
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
+
+
+def scalar_events(workdir: str) -> dict:
+  """{tag: [(wall_time, step, value)]} of every scalar (pictures and
+  texts left out) written under `workdir` and `workdir`/eval."""
+  found = {}
+  for directory in (workdir, os.path.join(workdir, 'eval')):
+    if not os.path.isdir(directory):
+      continue
+    events = event_accumulator.EventAccumulator(
+        directory, size_guidance={event_accumulator.TENSORS: 0})
+    events.Reload()
+    for tag in events.Tags()['tensors']:
+      for event in events.Tensors(tag):
+        value = tensor_util.make_ndarray(event.tensor_proto)
+        if value.ndim == 0 and value.dtype.kind == 'f':
+          found.setdefault(tag, []).append(
+              (event.wall_time, event.step, float(value)))
+  return found

@@ -1,0 +1,236 @@
+"""The seeded comparison (`python -m ssljax.compare`): its statistics
+against SciPy's own tests and Holm's procedure worked by hand, the run keys
+(what makes a finished run reusable), the checks before anything is
+trained, and, in the slow tier, a grid trained on mock data, read back
+instead of retrained, and reported."""
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from ssljax.compare import report
+from ssljax.compare import runs
+from ssljax.compare import stats
+from ssljax.errors import InputError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_estimate_is_the_mean_and_students_t_interval():
+  values = [0.61, 0.64, 0.60, 0.66]
+  e = stats.estimate(values)
+  low, high = scipy_stats.t.interval(0.95, 3, loc=np.mean(values),
+                                     scale=scipy_stats.sem(values))
+  assert e.n == 4
+  assert e.mean == pytest.approx(np.mean(values))
+  assert e.std == pytest.approx(np.std(values, ddof=1))
+  assert (e.low, e.high) == pytest.approx((low, high))
+  one = stats.estimate([0.5])
+  assert one.mean == 0.5 and math.isnan(one.std) and math.isnan(one.low)
+  assert stats.estimate([]).n == 0
+
+
+def test_paired_difference_is_scipys_paired_t_test_on_common_seeds():
+  rng = np.random.default_rng(0)
+  a = {s: 0.6 + 0.01 * rng.normal() for s in range(5)}
+  b = {s: 0.59 + 0.01 * rng.normal() for s in range(1, 6)}  # Seeds 1-4 shared.
+  d = stats.paired_difference(a, b)
+  common = [1, 2, 3, 4]
+  expected = scipy_stats.ttest_rel([a[s] for s in common],
+                                   [b[s] for s in common])
+  assert d.estimate.n == 4
+  assert d.estimate.mean == pytest.approx(np.mean([a[s] - b[s]
+                                                   for s in common]))
+  assert d.p == pytest.approx(expected.pvalue)
+  # The same difference at every seed is certain; none at all is not.
+  assert stats.paired_difference({0: 0.75, 1: 0.5}, {0: 0.5, 1: 0.25}).p == 0
+  assert stats.paired_difference({0: 0.7, 1: 0.8}, {0: 0.7, 1: 0.8}).p == 1
+  assert math.isnan(stats.paired_difference({0: 0.7}, {0: 0.6}).p)
+
+
+def test_holm_adjustment_worked_by_hand():
+  # m = 4: sorted 0.01, 0.02, 0.03, 0.5 -> x4, x3, x2, x1 = 0.04, 0.06,
+  # 0.06, 0.5, then made monotone: 0.04, 0.06, 0.06, 0.5.
+  assert stats.holm([0.03, 0.5, 0.01, 0.02]) == pytest.approx(
+      [0.06, 0.5, 0.04, 0.06])
+  assert stats.holm([0.4, 0.3]) == pytest.approx([0.6, 0.6])  # Monotone.
+  assert stats.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # Capped.
+  adjusted = stats.holm([0.02, math.nan, 0.01])
+  assert math.isnan(adjusted[1]) and adjusted[::2] == pytest.approx([0.02,
+                                                                     0.02])
+
+
+def test_code_digest_ignores_docstrings_and_comments_not_code(tmp_path):
+  package = tmp_path / 'package'
+  (package / 'compare').mkdir(parents=True)
+  module = package / 'loss.py'
+  module.write_text('"""Old words."""\n\ndef loss(x):\n  return x * 2\n')
+  before = runs.code_digest(str(package))
+  module.write_text('"""New words."""\n\ndef loss(x):  # Why.\n  """Doc."""'
+                    '\n  return x * 2\n')
+  assert runs.code_digest(str(package)) == before
+  (package / 'compare' / 'report.py').write_text('TITLE = 1\n')
+  assert runs.code_digest(str(package)) == before  # Reporting only.
+  module.write_text('def loss(x):\n  return x * 3\n')
+  assert runs.code_digest(str(package)) != before
+
+
+def test_arms_from_the_command_line():
+  assert runs.parse_arm('beta 0:vicreg_tico method.beta=0.0') == runs.Arm(
+      'beta 0', 'vicreg_tico', ('method.beta=0.0',))
+  for bad in ('vicreg_tico method.beta=0', 'x:', 'x:tico beta'):
+    with pytest.raises(InputError, match='LABEL:METHOD'):
+      runs.parse_arm(bad)
+
+
+def test_plan_resolves_each_runs_config_and_keys_it(tmp_path):
+  arms = [runs.Arm('vicreg', 'vicreg'),
+          runs.Arm('beta 0', 'vicreg_tico', ('method.beta=0.0',)),
+          runs.RANDOM_INIT]
+  grid = runs.plan(arms, [0, 1], 'smoke', ['train.num_epochs=0.02'],
+                   str(tmp_path), os.path.join(ROOT, 'configs'))
+  assert [(r.arm.label, r.seed) for r in grid] == [
+      ('vicreg', 0), ('beta 0', 0), ('random init', 0),
+      ('vicreg', 1), ('beta 0', 1), ('random init', 1)]
+  assert grid[1].config['method']['beta'] == 0.0
+  assert grid[3].config['seed'] == 1
+  assert grid[0].config['train']['num_epochs'] == 0.02
+  assert grid[2].config['train']['num_epochs'] == 0  # The arm's own wins.
+  assert len({r.key for r in grid}) == 6
+  assert not any(r.finished for r in grid)
+  again = runs.plan(arms, [0, 1], 'smoke', ['train.num_epochs=0.02'],
+                    str(tmp_path), os.path.join(ROOT, 'configs'))
+  assert [r.workdir for r in again] == [r.workdir for r in grid]
+  other = runs.plan(arms[:1], [0], 'smoke', ['train.num_epochs=0.03'],
+                    str(tmp_path), os.path.join(ROOT, 'configs'))
+  assert other[0].workdir != grid[0].workdir
+
+
+@pytest.mark.parametrize('arm,settings,message', [
+    (runs.Arm('x', 'nope'), [], 'No config file'),
+    (runs.Arm('x', 'vicreg'), ['train.nope=1'], 'no such config key'),
+    (runs.Arm('x', 'vicreg'), ['optimizer.learning_rate=-1.0'],
+     'Out of range'),
+])
+def test_a_bad_grid_is_refused_before_anything_trains(arm, settings, message,
+                                                      tmp_path):
+  with pytest.raises(InputError, match=message):
+    runs.plan([arm], [0], 'smoke', settings, str(tmp_path),
+              os.path.join(ROOT, 'configs'))
+  assert not os.listdir(tmp_path)
+
+
+def _outcome(label, seed, probe=None, failure=None):
+  run = runs.Run(runs.Arm(label, label), seed, (), {'train': {'batch_size': 8}},
+                 'key', f'/runs/{label}-seed{seed}-key')
+  results = None if probe is None else {
+      'eval_summary': {'linear_probe_accuracy': probe, 'knn_accuracy': 0.5,
+                       'rankme': 40.0},
+      'steps': 100, 'train_seconds': 10.0}
+  return report.Outcome(run, results, failure, 9.0, 0.95, int(bool(probe)))
+
+
+def test_tables_give_intervals_paired_gains_findings_and_missing_runs():
+  probes = {'a': [0.70, 0.72, 0.71], 'b': [0.60, 0.62, 0.61],
+            'c': [0.705, 0.69, 0.725], 'random init': [0.30, 0.31, 0.32]}
+  grouped = {label: [_outcome(label, s, p) for s, p in enumerate(values)]
+             for label, values in probes.items()}
+  grouped['d'] = [_outcome('d', 0, 0.5), _outcome('d', 1, failure='diverged'),
+                  _outcome('d', 2)]
+  table = report.accuracy_table(grouped, 'random init')
+  low, high = scipy_stats.t.interval(0.95, 2, loc=0.71,
+                                     scale=scipy_stats.sem(probes['a']))
+  assert (f'| a | 3 of 3 | 0.7100 ± 0.0100 [{low:.4f}, {high:.4f}] |'
+          in table)
+  gain = np.subtract(probes['a'], probes['random init'])  # Paired by seed.
+  assert f'| {gain.mean():.4f} ± {gain.std(ddof=1):.4f} [' in table
+  assert '| d | 1 of 3 | 0.5000 (1 seed) |' in table
+  pairs = report.pairwise_table(grouped, 'random init')
+  assert len(pairs.splitlines()) == 2 + 6  # a-b, a-c, a-d, b-c, b-d, c-d.
+  # a beats b by 0.10 at every seed; a and c differ by seed, not by arm.
+  assert ('| a − b | 3 | 0.1000 [0.1000, 0.1000] | 0.000 | 0.000 '
+          '| **a higher** |') in pairs
+  # Holm over the 3 pairs with 2+ seeds: b - c's p is the 2nd smallest, x2.
+  p = scipy_stats.ttest_rel(probes['b'], probes['c']).pvalue
+  assert f'| b − c | 3 | -0.0967 [' in pairs
+  assert f'| {p:.3f} | {2 * p:.3f} | **c higher** |' in pairs
+  p = scipy_stats.ttest_rel(probes['a'], probes['c']).pvalue  # The largest.
+  assert '| a − c | 3 | 0.0033 [' in pairs
+  assert f'| {p:.3f} | {p:.3f} | no significant difference |' in pairs
+  assert '| a − d | 1 |' in pairs and 'too few common seeds' in pairs
+  seeds = report.seed_table(grouped)
+  assert '| d | 1 | failed: diverged |' in seeds
+  assert '| d | 2 | not yet run |' in seeds
+  assert '| a | 0 | 0.7000 | 0.5000 | - | 40.0 | 9.0 | 80 | 0.95 |' in seeds
+
+
+# `python -m ssljax.compare`, each run trained by `python -m ssljax.main`
+# on mock data (TRAIN_COMMAND), as tiny as a run gets.
+_MOCK_MAIN = textwrap.dedent('''
+    import sys
+    import tensorflow_datasets as tfds
+    from ssljax import cli, main
+    with tfds.testing.mock_data(num_examples=64):
+      cli.run(main.main)
+''')
+_COMPARE = textwrap.dedent('''
+    import sys
+    from ssljax import cli
+    from ssljax.compare import __main__ as compare, runs
+    runs.TRAIN_COMMAND = (sys.executable, {mock_main!r})
+    cli.run(compare.main)
+''')
+TINY = ('model.width=0.0625', 'model.projector_widths=(32,32,32)',
+        'train.batch_size=16', 'train.num_epochs=1.0', 'eval_batch_size=16',
+        'evals.linear_probe.num_steps=30', 'diagnostics.num_images=0')
+
+
+def _compare(tmp_path, *flags):
+  (tmp_path / 'mock_main.py').write_text(_MOCK_MAIN)
+  script = tmp_path / 'compare.py'
+  script.write_text(_COMPARE.format(mock_main=str(tmp_path / 'mock_main.py')))
+  return subprocess.run(
+      [sys.executable, str(script), '--name=tiny', '--preset=smoke',
+       '--methods=vicreg', '--seeds=0', '--norandom_init',
+       f'--root={tmp_path / "runs"}', f'--out_dir={tmp_path / "out"}',
+       *(f'--set={s}' for s in TINY), *flags],
+      cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+
+
+@pytest.mark.slow
+def test_a_grid_is_trained_once_read_back_and_reported(tmp_path):
+  first = _compare(tmp_path)
+  assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+  assert '1 runs: 0 finished, 1 to train now' in first.stdout
+  [workdir] = os.listdir(tmp_path / 'runs')
+  with open(tmp_path / 'runs' / workdir / 'results.json') as f:
+    accuracy = json.load(f)['eval_summary']['linear_probe_accuracy']
+  with open(tmp_path / 'runs' / workdir / runs.RUN_RECORD) as f:
+    record = json.load(f)
+  assert record['failure'] is None and len(record['sittings']) == 1
+  assert record['sittings'][0]['cpu_seconds'] > 0
+  report = (tmp_path / 'out' / 'tiny.md').read_text()
+  assert 'All 1 runs finished.' in report
+  assert f'| vicreg | 1 of 1 | {accuracy:.4f} (1 seed) |' in report
+  assert f'`{workdir}`' in report
+  for picture in ('tiny_accuracy.png', 'tiny_training.png'):
+    assert (tmp_path / 'out' / picture).stat().st_size > 1000
+
+  again = _compare(tmp_path)  # Read back, not retrained.
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert '1 runs: 1 finished, 0 to train now' in again.stdout
+  assert os.listdir(tmp_path / 'runs') == [workdir]
+
+  changed = _compare(tmp_path, '--set=optimizer.learning_rate=0.2',
+                     '--max_runs=0')  # Another run: not mixed in.
+  assert changed.returncode == 0, changed.stderr[-3000:]
+  assert '1 runs: 0 finished, 0 to train now' in changed.stdout
+  report = (tmp_path / 'out' / 'tiny.md').read_text()
+  assert '1 other workdirs under the same root' in report
+  assert '**0 of 1 runs finished**' in report and 'not yet run' in report
