@@ -158,7 +158,7 @@ def test_tables_give_intervals_paired_gains_findings_and_missing_runs():
           '| **a higher** |') in pairs
   # Holm over the 3 pairs with 2+ seeds: b - c's p is the 2nd smallest, x2.
   p = scipy_stats.ttest_rel(probes['b'], probes['c']).pvalue
-  assert f'| b − c | 3 | -0.0967 [' in pairs
+  assert '| b − c | 3 | -0.0967 [' in pairs
   assert f'| {p:.3f} | {2 * p:.3f} | **c higher** |' in pairs
   p = scipy_stats.ttest_rel(probes['a'], probes['c']).pvalue  # The largest.
   assert '| a − c | 3 | 0.0033 [' in pairs

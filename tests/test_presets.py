@@ -23,6 +23,7 @@ from ssljax import defaults
 from ssljax import models
 from ssljax import pipeline
 from ssljax import validate
+from ssljax.errors import InputError
 
 JOINT_EMBEDDING = ('vicreg', 'tico', 'vicreg_tico', 'barlow_twins', 'simclr',
                    'byol', 'simsiam')
@@ -76,6 +77,22 @@ def test_only_byols_target_moves_faster_on_tpu_by_the_ema_scaling_rule():
   base_tau = config_of('byol', 'full').method.base_tau
   np.testing.assert_allclose(config_of('byol', 'tpu').method.base_tau,
                              base_tau ** 4)
+
+
+def test_the_studys_setup_is_its_encoder_and_projector_on_the_gpu_recipe():
+  from configs import study  # pylint: disable=g-import-not-at-top
+  for loss in ('vicreg', 'tico', 'vicreg_tico'):
+    config, gpu = study.get_config(loss), config_of(loss, 'gpu')
+    validate.check(config)
+    assert config.model.backbone == 'resnet50'
+    assert config.model.projector_widths == (8192, 8192, 8192)
+    assert {**config.model.to_dict(), 'backbone': 'resnet18',
+            'projector_widths': gpu.model.projector_widths
+            } == gpu.model.to_dict(), loss
+    for section in ('method', 'optimizer', 'augment', 'train'):
+      assert config[section].to_dict() == gpu[section].to_dict(), loss
+  with pytest.raises(InputError, match='the study compared'):
+    study.get_config('simclr')
 
 
 def test_pretext_tasks_take_the_presets_too():
