@@ -71,7 +71,7 @@ def table(runs: list[dict]) -> str:
 
 
 def plot(runs: list[dict], path: str):
-  figure, axis = plt.subplots(figsize=(8, 5))
+  figure, axis = plt.subplots(figsize=(10.5, 5))
   for i, r in enumerate(runs):
     for (label, curve), style in zip(r['curves'].items(), ('-o', '--s')):
       if curve:
@@ -82,7 +82,7 @@ def plot(runs: list[dict], path: str):
   axis.set_xlabel('minutes since the run started (2-core CPU)')
   axis.set_ylabel('CIFAR-10 test accuracy (full test set)')
   axis.grid(alpha=0.3)
-  axis.legend(fontsize=7)
+  axis.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))
   figure.tight_layout()
   figure.savefig(path, dpi=120)
 

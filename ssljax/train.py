@@ -85,12 +85,12 @@ def stop_requests():
 def due_evaluations(eval_every: dict[str, int], step: int,
                     total_steps: int) -> list[str]:
   """The evaluators ({name: period in steps, 0 for none}) whose period ends
-  at `step`, unless the final evaluation, which runs them all, comes before
-  their next one would: rounding `every_epochs` to steps can otherwise put
-  a periodic evaluation a step or two before the final one, a repeat that
+  at `step`, unless the final evaluation, which runs them all, is less than
+  half a period away: rounding `every_epochs` to steps can otherwise put a
+  periodic evaluation a step or two before the final one, a repeat that
   costs a CPU-budget run half a minute."""
   return [name for name, every in eval_every.items()
-          if every and step % every == 0 and step + every <= total_steps]
+          if every and step % every == 0 and 2 * (total_steps - step) >= every]
 
 
 def load_splits(config: ml_collections.ConfigDict) -> dict:

@@ -116,6 +116,9 @@ def test_periodic_evaluations_stop_a_period_before_the_final_one():
   # jigsaw's cpu30: 3.5 epochs of 390 steps = 1365, a quarter rounds to 341.
   assert train.due_evaluations({'p': 341}, 1023, 1365) == ['p']
   assert train.due_evaluations({'p': 341}, 1364, 1365) == []  # Final's job.
+  # byol's cpu30: 11 epochs of 781 steps = 8591; a quarter rounds up to
+  # 2148, so a fourth period would end after the run: the third still runs.
+  assert train.due_evaluations({'p': 2148}, 6444, 8591) == ['p']
   assert train.due_evaluations(every, 1364, 1365 + 1364) == ['linear_probe']
   assert train.due_evaluations(every, 1000, 2000) == ['diagnostics']
   assert train.due_evaluations(every, 1500, 2000) == ['diagnostics']

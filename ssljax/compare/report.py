@@ -39,7 +39,7 @@ class Outcome:
   results: dict | None
   failure: str | None
   wall_minutes: float  # Every sitting of the comparison's runner.
-  cpu_use: float  # CPU seconds / (wall seconds x CPUs): < ~0.9 = shared.
+  cpu_use: float  # CPU seconds / (wall seconds x CPUs); alone: ~0.83.
   sittings: int
 
   @property
@@ -313,8 +313,10 @@ within what the seed alone moves.
 
 Wall time is the runner's measure of each training process, start-up to
 exit (every sitting, if a run was resumed). CPU use is the process's CPU
-time over wall time x CPUs: well below ~0.9 means something else shared
-the machine, and the time is an upper bound.
+time over wall time x CPUs: a run alone on a 2-core machine uses about
+0.83 of it (SimCLR's `cpu30`, sampled over its first 15 minutes); a run
+that shared the machine with another busy process gets much less, and its
+time is an upper bound.
 
 {seed_table(grouped)}
 
