@@ -18,7 +18,9 @@ def _every_config():
     name = os.path.basename(path)[:-3]
     if name != '__init__':
       module = importlib.import_module(f'configs.{name}')
-      for preset in defaults.PRESETS:
+      # configs/study.py takes the loss after the colon, not a preset.
+      presets = module.STUDY_LOSSES if name == 'study' else defaults.PRESETS
+      for preset in presets:
         config = module.get_config(preset)
         for evaluator in evaluators.names():  # The opt-in ones too.
           config.evals[evaluator] = importlib.import_module(
