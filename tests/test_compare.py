@@ -203,7 +203,12 @@ def _compare(tmp_path, *flags):
       cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
 
 
+# 43 s alone, 83 s in CI's slow tier, which it took past CI's 20 minutes
+# (1231 s at 05ccb38): run it with SSLJAX_COMPARE_E2E=1 when changing the
+# runner.
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get('SSLJAX_COMPARE_E2E'),
+                    reason='opt-in (SSLJAX_COMPARE_E2E=1): CI time')
 def test_a_grid_is_trained_once_read_back_and_reported(tmp_path):
   first = _compare(tmp_path)
   assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
