@@ -37,6 +37,7 @@ import os
 from ssljax.errors import InputError
 
 STUDY_LOSSES = ('vicreg', 'tico', 'vicreg_tico')
+PRESETS = STUDY_LOSSES  # What this file takes after the colon.
 BARLOW_TWINS_PROJECTOR = (8192, 8192, 8192)
 
 

@@ -18,9 +18,8 @@ def _every_config():
     name = os.path.basename(path)[:-3]
     if name != '__init__':
       module = importlib.import_module(f'configs.{name}')
-      # configs/study.py takes the loss after the colon, not a preset.
-      presets = module.STUDY_LOSSES if name == 'study' else defaults.PRESETS
-      for preset in presets:
+      # A file may take other names after the colon (configs/study.py).
+      for preset in getattr(module, 'PRESETS', defaults.PRESETS):
         config = module.get_config(preset)
         for evaluator in evaluators.names():  # The opt-in ones too.
           config.evals[evaluator] = importlib.import_module(
