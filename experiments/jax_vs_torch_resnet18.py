@@ -1,4 +1,4 @@
-"""ResNet-18 training step, ssljax (jitted) against eager PyTorch, same CPU.
+"""ResNet-18 training step, ssljax (jitted) against eager PyTorch, same device.
 
 Both sides run the same network (CIFAR stem, BasicBlocks, `--width` x the
 channels, BatchNorm in training mode), on the same number of inputs, through
@@ -10,6 +10,8 @@ kept: the comparison is against PyTorch at its best.
   pip install torch  # not a dependency of ssljax
   python experiments/jax_vs_torch_resnet18.py --width=0.25 --size=24
   python experiments/jax_vs_torch_resnet18.py --width=1 --size=32 --repeats=3
+  python experiments/jax_vs_torch_resnet18.py --width=1 --size=32 \
+      --inputs=512 --torch_device=cuda  # JAX takes its default device, the GPU
 """
 import time
 
@@ -28,6 +30,7 @@ flags.DEFINE_float('width', 0.25, 'Channel multiplier (1 = ResNet-18).')
 flags.DEFINE_integer('size', 24, 'Input height and width.')
 flags.DEFINE_integer('inputs', 256, 'Inputs per step (2 views x 128).')
 flags.DEFINE_integer('repeats', 7, 'Timed steps; the median is shown.')
+flags.DEFINE_string('torch_device', 'cpu', "PyTorch's device: 'cpu' or 'cuda'.")
 
 
 class TorchBlock(nn.Module):
@@ -74,8 +77,9 @@ def median_seconds(step, repeats):
 
 
 def torch_step_seconds(channels_last):
-  model = torch_resnet18(FLAGS.width)
-  x = torch.randn(FLAGS.inputs, 3, FLAGS.size, FLAGS.size)
+  device = torch.device(FLAGS.torch_device)
+  model = torch_resnet18(FLAGS.width).to(device)
+  x = torch.randn(FLAGS.inputs, 3, FLAGS.size, FLAGS.size, device=device)
   if channels_last:
     model = model.to(memory_format=torch.channels_last)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -86,6 +90,8 @@ def torch_step_seconds(channels_last):
     loss = model(x).pow(2).sum()
     loss.backward()
     optimizer.step()
+    if device.type == 'cuda':
+      torch.cuda.synchronize()  # CUDA calls return before the work is done.
 
   return median_seconds(step, FLAGS.repeats)
 
@@ -122,7 +128,8 @@ def main(argv):
   del argv
   print(f'ResNet-18 width {FLAGS.width}, {FLAGS.inputs} inputs of '
         f'{FLAGS.size}x{FLAGS.size}, forward+backward+SGD; torch '
-        f'{torch.__version__} ({torch.get_num_threads()} threads), jax '
+        f'{torch.__version__} ({FLAGS.torch_device}, '
+        f'{torch.get_num_threads()} threads), jax '
         f'{jax.__version__} ({jax.devices()[0].platform})')
   results = {'jax': jax_step_seconds(),
              'torch NCHW': torch_step_seconds(channels_last=False),
