@@ -10,8 +10,9 @@ Linear-BN-ReLU, Linear, then a ReLU makes the counts non-negative.
 The learning rate is a tenth of the other pretext tasks' (0.02 per 256
 images): at 0.2 the first steps, where the feature-match term (sum of four
 tiles against one image) is large, push every count below zero, after which
-the loss sits at the margin with zero gradient (README, Results: the pretext
-tasks). The CPU preset sees each training image 3 times.
+the loss sits at the margin with zero gradient
+(experiments/results/cpu_single_runs.md, the pretext tasks). The CPU preset
+sees each training image 3 times.
 """
 from ssljax import defaults
 from ssljax.methods import counting

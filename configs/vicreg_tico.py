@@ -29,8 +29,9 @@ def get_config(preset: str = 'full'):
     # Chosen by the proxy sweep (experiments/results/cpu_presets.md): the
     # hybrid diverges at VICReg's learning rate when trained longer, and gains
     # most from a lower rate and more, smaller steps; batch 64 is also faster
-    # per image on a 2-core CPU. 8 epochs rather than 5: the README's
-    # Results give both, and the host speeds they were measured at.
+    # per image on a 2-core CPU. 8 epochs rather than 5:
+    # experiments/results/cpu_single_runs.md gives both, and the host speeds
+    # they were measured at.
     config.train.batch_size = 64
     config.optimizer.learning_rate = 0.15
     config.train.num_epochs = 8.0
