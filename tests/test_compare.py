@@ -170,6 +170,33 @@ def test_tables_give_intervals_paired_gains_findings_and_missing_runs():
   assert '| a | 0 | 0.7000 | 0.5000 | - | 40.0 | 9.0 | 80 | 0.95 |' in seeds
 
 
+
+def test_diagnostics_are_read_at_the_last_log_and_summarised_per_arm():
+  def scalars(rankme, top, trace=None):
+    logged = {'collapse/feature_rankme': rankme,
+              'collapse/embedding_rankme': 2 * rankme}
+    if trace is not None:
+      logged |= {'collapse/running_covariance_effective_rank': rankme / 2,
+                 'collapse/running_covariance_eigenvalue_0': top,
+                 'collapse/running_covariance_trace': trace}
+    # An earlier log with other values: only the last one counts.
+    return {tag: [(0.0, 10, -1.0), (1.0, 20, v)] for tag, v in logged.items()}
+  grouped = {'with C': [_outcome('with C', s, 0.6) for s in range(3)],
+             'no C': [_outcome('no C', 0, 0.6), _outcome('no C', 1)]}
+  events = {grouped['with C'][0].run.workdir: scalars(40.0, 0.3, 2.0),
+            grouped['with C'][1].run.workdir: scalars(44.0, 0.6, 3.0),
+            grouped['with C'][2].run.workdir: scalars(42.0, 0.2, 1.0),
+            grouped['no C'][0].run.workdir: scalars(50.0, 0.0)}
+  table = report.diagnostics_table(grouped, events)
+  low, high = scipy_stats.t.interval(0.95, 2, loc=42.0,
+                                     scale=scipy_stats.sem([40, 44, 42]))
+  assert f'| with C | 42.0 ± 2.0 [{low:.1f}, {high:.1f}] | 84.0 ± 4.0 [' in table
+  # The top eigenvalue's share of the trace is taken per run: 0.15, 0.2, 0.2.
+  assert '| 0.183 ± 0.029 [' in table and '| 2.0 ± 1.0 [' in table
+  assert '| no C | 50.0 (1 seed) | 100.0 (1 seed) | - | - | - |' in table
+  assert report.diagnostics_table(grouped, {}) == (
+      'None yet: no run has trained.')
+
 # `python -m ssljax.compare`, each run trained by `python -m ssljax.main`
 # on mock data (TRAIN_COMMAND), as tiny as a run gets.
 _MOCK_MAIN = textwrap.dedent('''

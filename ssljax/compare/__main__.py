@@ -94,7 +94,9 @@ def main():
   others = {d for r in grid for d in glob.glob(
       f'{FLAGS.root}/{r.arm.method}-{FLAGS.preset}-seed{r.seed}-*')} - planned
   os.makedirs(FLAGS.out_dir, exist_ok=True)
-  command = 'python -m ssljax.compare ' + shlex.join(sys.argv[1:])
+  # The grid's command: how many runs one sitting trains is not part of it.
+  command = 'python -m ssljax.compare ' + shlex.join(
+      a for a in sys.argv[1:] if not a.startswith('--max_runs'))
   print(report.document(
       FLAGS.name, command, FLAGS.preset, seeds(),
       [report.outcome(r) for r in grid],

@@ -25,6 +25,18 @@ MEASURES = (('linear_probe_accuracy', 'linear probe'),
 # Scalars a method logs under train/ that are not terms of its loss.
 NOT_LOSS_TERMS = ('learning_rate', 'grad_norm', 'images_per_second',
                   'embedding_std', 'normalized_embedding_std')
+# The collapse diagnostics at the last log of training: (heading, the value
+# from a run's scalars). C is the running covariance of TiCo's covariance
+# term (the hybrid's too); its spectrum says how many directions that term
+# pushes against, and how much of it the largest one takes.
+_C = 'collapse/running_covariance_'
+DIAGNOSTICS = (
+    ('RankMe, features', lambda e: e['collapse/feature_rankme']),
+    ('RankMe, embedding', lambda e: e['collapse/embedding_rankme']),
+    ("C's effective rank", lambda e: e[_C + 'effective_rank']),
+    ("C's largest eigenvalue / trace",
+     lambda e: e[_C + 'eigenvalue_0'] / e[_C + 'trace']),
+    ("C's trace", lambda e: e[_C + 'trace']))
 # Curves over training: (TensorBoard tag, title).
 CURVES = (('linear_probe/test_accuracy', 'linear probe (test accuracy)'),
           ('knn/accuracy', 'kNN (test accuracy)'),
@@ -164,6 +176,42 @@ def pairwise_table(grouped: dict[str, list[Outcome]], baseline: str | None,
   return '\n'.join(lines)
 
 
+def final_diagnostics(events: dict) -> dict[str, float]:
+  """{heading: value} of DIAGNOSTICS at a run's last log, from its scalars
+  ({tag: [(wall_time, step, value)]}); those it did not log are left out."""
+  last = {tag: values[-1][2] for tag, values in events.items()}
+  found = {}
+  for heading, value in DIAGNOSTICS:
+    try:
+      found[heading] = value(last)
+    except KeyError:
+      pass
+  return found
+
+
+def diagnostics_table(grouped: dict[str, list[Outcome]],
+                      events: dict[str, dict]) -> str:
+  """Mean ± std [95% interval] over each arm's trained seeds of the
+  diagnostics at the end of training; `events` maps a workdir to its
+  scalars."""
+  per_arm = {label: [final_diagnostics(events[o.run.workdir])
+                     for o in outcomes if o.run.workdir in events]
+             for label, outcomes in grouped.items()}
+  shown = [h for h, _ in DIAGNOSTICS
+           if any(h in d for runs in per_arm.values() for d in runs)]
+  if not shown:
+    return 'None yet: no run has trained.'
+  lines = ['| arm | ' + ' | '.join(shown) + ' |',
+           '|---|' + '---|' * len(shown)]
+  for label, found in per_arm.items():
+    if found:
+      lines.append(f'| {label} | ' + ' | '.join(
+          fmt_estimate(stats.estimate([d[h] for d in found if h in d]),
+                       3 if '/' in h else 1)
+          for h in shown) + ' |')
+  return '\n'.join(lines)
+
+
 def accuracy_plot(path: str, grouped: dict[str, list[Outcome]]):
   """Each arm's per-seed accuracies (dots) and mean with its 95% interval
   (bar), linear probe and kNN side by side."""
@@ -200,17 +248,23 @@ def _mean_curve(curves: list[list[tuple[int, float]]]):
   return steps, [float(np.mean([v[s] for v in values])) for s in steps]
 
 
-def training_plot(path: str, grouped: dict[str, list[Outcome]]) -> bool:
+def trained_events(outcomes: list[Outcome]) -> dict[str, dict]:
+  """{workdir: its scalars} of every finished run that trained."""
+  return {o.run.workdir: event_files.scalar_events(o.run.workdir)
+          for o in outcomes if o.results is not None and o.results['steps']}
+
+
+def training_plot(path: str, grouped: dict[str, list[Outcome]],
+                  events: dict[str, dict]) -> bool:
   """Over training, mean over each arm's finished seeds: the periodic probe
   and kNN, the features' RankMe at every log, and each arm's loss terms.
   False (nothing written) when no run has trained yet."""
   trained = {}
   for label, outcomes in grouped.items():
-    finished = [o for o in outcomes
-                if o.results is not None and o.results['steps'] > 0]
+    finished = [o for o in outcomes if o.run.workdir in events]
     if finished:
       trained[label] = (
-          [event_files.scalar_events(o.run.workdir) for o in finished],
+          [events[o.run.workdir] for o in finished],
           finished[0].results['steps'] / finished[0].results['epochs'])
   if not trained:
     return False
@@ -268,7 +322,9 @@ def document(name: str, command: str, preset: str, seeds: list[int],
   if finished:
     accuracy_plot(os.path.join(out_dir, f'{name}_accuracy.png'), grouped)
     plots.append(f'![accuracy per arm]({name}_accuracy.png)')
-  if training_plot(os.path.join(out_dir, f'{name}_training.png'), grouped):
+  events = trained_events(outcomes)
+  if training_plot(os.path.join(out_dir, f'{name}_training.png'), grouped,
+                   events):
     plots.append(f'![over training]({name}_training.png)')
   pictures = '\n\n'.join(plots) or 'None yet: no run has finished.'
   hosts = sorted({o.results['provenance']['host'] for o in finished})
@@ -308,6 +364,17 @@ difference" is a finding: at this number of seeds, the difference is
 within what the seed alone moves.
 
 {pairwise_table(grouped, baseline)}
+
+## Diagnostics at the end of training
+
+Mean ± std [95% interval] over seeds, at the last log of training (on
+the held-out images of the collapse diagnostics; the RankMe above is the
+final evaluation's): the RankMe of the encoder's features and of the
+projector's embedding, and where the method keeps TiCo's running
+covariance C, its effective rank (RankMe of its eigenvalues), the share of
+its trace in its largest eigenvalue, and its trace.
+
+{diagnostics_table(grouped, events)}
 
 ## Per seed
 
