@@ -30,7 +30,8 @@ flags.DEFINE_float('width', 0.25, 'Channel multiplier (1 = ResNet-18).')
 flags.DEFINE_integer('size', 24, 'Input height and width.')
 flags.DEFINE_integer('inputs', 256, 'Inputs per step (2 views x 128).')
 flags.DEFINE_integer('repeats', 7, 'Timed steps; the median is shown.')
-flags.DEFINE_string('torch_device', 'cpu', "PyTorch's device: 'cpu' or 'cuda'.")
+flags.DEFINE_string('torch_device', 'cpu',
+                    "PyTorch's device: 'cpu' or 'cuda'.")
 
 
 class TorchBlock(nn.Module):

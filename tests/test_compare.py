@@ -170,7 +170,6 @@ def test_tables_give_intervals_paired_gains_findings_and_missing_runs():
   assert '| a | 0 | 0.7000 | 0.5000 | - | 40.0 | 9.0 | 80 | 0.95 |' in seeds
 
 
-
 def test_diagnostics_are_read_at_the_last_log_and_summarised_per_arm():
   def scalars(rankme, top, trace=None):
     logged = {'collapse/feature_rankme': rankme,
@@ -190,12 +189,14 @@ def test_diagnostics_are_read_at_the_last_log_and_summarised_per_arm():
   table = report.diagnostics_table(grouped, events)
   low, high = scipy_stats.t.interval(0.95, 2, loc=42.0,
                                      scale=scipy_stats.sem([40, 44, 42]))
-  assert f'| with C | 42.0 ± 2.0 [{low:.1f}, {high:.1f}] | 84.0 ± 4.0 [' in table
+  assert (f'| with C | 42.0 ± 2.0 [{low:.1f}, {high:.1f}] | 84.0 ± 4.0 ['
+          in table)
   # The top eigenvalue's share of the trace is taken per run: 0.15, 0.2, 0.2.
   assert '| 0.183 ± 0.029 [' in table and '| 2.0 ± 1.0 [' in table
   assert '| no C | 50.0 (1 seed) | 100.0 (1 seed) | - | - | - |' in table
   assert report.diagnostics_table(grouped, {}) == (
       'None yet: no run has trained.')
+
 
 # `python -m ssljax.compare`, each run trained by `python -m ssljax.main`
 # on mock data (TRAIN_COMMAND), as tiny as a run gets.
