@@ -111,7 +111,7 @@ def _state(method_state):
       opt_state=(), method_state=method_state, rng=jax.random.PRNGKey(0))
 
 
-def test_periodic_evaluations_stop_a_period_before_the_final_one():
+def test_periodic_evaluations_stop_half_a_period_before_the_final_one():
   every = {'linear_probe': 1364, 'knn': 0, 'diagnostics': 500}
   # jigsaw's cpu30: 3.5 epochs of 390 steps = 1365, a quarter rounds to 341.
   assert train.due_evaluations({'p': 341}, 1023, 1365) == ['p']

@@ -25,18 +25,18 @@ MEASURES = (('linear_probe_accuracy', 'linear probe'),
 # Scalars a method logs under train/ that are not terms of its loss.
 NOT_LOSS_TERMS = ('learning_rate', 'grad_norm', 'images_per_second',
                   'embedding_std', 'normalized_embedding_std')
-# The collapse diagnostics at the last log of training: (heading, the value
-# from a run's scalars). C is the running covariance of TiCo's covariance
+# The collapse diagnostics at the last log of training: (heading, digits
+# shown, the value from a run's scalars). C is the running covariance of TiCo's covariance
 # term (the hybrid's too); its spectrum says how many directions that term
 # pushes against, and how much of it the largest one takes.
 _C = 'collapse/running_covariance_'
 DIAGNOSTICS = (
-    ('RankMe, features', lambda e: e['collapse/feature_rankme']),
-    ('RankMe, embedding', lambda e: e['collapse/embedding_rankme']),
-    ("C's effective rank", lambda e: e[_C + 'effective_rank']),
-    ("C's largest eigenvalue / trace",
+    ('RankMe, features', 1, lambda e: e['collapse/feature_rankme']),
+    ('RankMe, embedding', 1, lambda e: e['collapse/embedding_rankme']),
+    ("C's effective rank", 1, lambda e: e[_C + 'effective_rank']),
+    ("C's largest eigenvalue / trace", 3,
      lambda e: e[_C + 'eigenvalue_0'] / e[_C + 'trace']),
-    ("C's trace", lambda e: e[_C + 'trace']))
+    ("C's trace", 1, lambda e: e[_C + 'trace']))
 # Curves over training: (TensorBoard tag, title).
 CURVES = (('linear_probe/test_accuracy', 'linear probe (test accuracy)'),
           ('knn/accuracy', 'kNN (test accuracy)'),
@@ -181,7 +181,7 @@ def final_diagnostics(events: dict) -> dict[str, float]:
   ({tag: [(wall_time, step, value)]}); those it did not log are left out."""
   last = {tag: values[-1][2] for tag, values in events.items()}
   found = {}
-  for heading, value in DIAGNOSTICS:
+  for heading, _, value in DIAGNOSTICS:
     try:
       found[heading] = value(last)
     except KeyError:
@@ -197,18 +197,18 @@ def diagnostics_table(grouped: dict[str, list[Outcome]],
   per_arm = {label: [final_diagnostics(events[o.run.workdir])
                      for o in outcomes if o.run.workdir in events]
              for label, outcomes in grouped.items()}
-  shown = [h for h, _ in DIAGNOSTICS
+  shown = [(h, digits) for h, digits, _ in DIAGNOSTICS
            if any(h in d for runs in per_arm.values() for d in runs)]
   if not shown:
     return 'None yet: no run has trained.'
-  lines = ['| arm | ' + ' | '.join(shown) + ' |',
+  lines = ['| arm | ' + ' | '.join(h for h, _ in shown) + ' |',
            '|---|' + '---|' * len(shown)]
   for label, found in per_arm.items():
     if found:
       lines.append(f'| {label} | ' + ' | '.join(
           fmt_estimate(stats.estimate([d[h] for d in found if h in d]),
-                       3 if '/' in h else 1)
-          for h in shown) + ' |')
+                       digits)
+          for h, digits in shown) + ' |')
   return '\n'.join(lines)
 
 
