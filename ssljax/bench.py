@@ -76,13 +76,16 @@ def time_interleaved(variants: dict, steps: int, repeats: int) -> dict:
 
 
 def flops_of(jitted, *args) -> float:
-  """XLA's count of the function's FLOPs, from the program as traced: after
-  compilation XLA:GPU hands convolutions to cuDNN as custom calls, which its
-  count leaves out (on an H200 it gave a ResNet-18's forward on a 32x32
-  image as 3.3 MFLOPs, of 0.97 G counted before compilation); before it, the
-  count is the same on every backend (on XLA:CPU, equal to the compiled
-  one)."""
-  cost = jitted.lower(*args).cost_analysis()
+  """XLA's count of the function's FLOPs, from the program as traced and
+  lowered for the CPU, whatever the device: after compilation XLA:GPU hands
+  convolutions to cuDNN as custom calls, which its count leaves out (on an
+  H200 it gave a ResNet-18's forward on a 32x32 image as 3.3 MFLOPs, of
+  the 0.97 G its lowered program holds), and a GPU plugin counts nothing before
+  compilation (`Lowered.cost_analysis` is None there, jax-ml/jax#22713). The
+  lowered program's count is the same on every backend."""
+  shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), args)
+  with jax.default_device(jax.devices('cpu')[0]):
+    cost = jitted.lower(*shapes).cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
   return float(cost.get('flops', float('nan')))
 

@@ -2,6 +2,8 @@
 assertions: speed is read from `python -m ssljax.bench`, not from tests)."""
 import time
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 from ssljax import bench
@@ -33,6 +35,12 @@ def test_bench_times_a_pretext_task_on_its_own_inputs(tiny_config_of):
   assert results['encoder_inputs'] == [9 * config.train.batch_size, 16, 16, 3]
   assert results['heads_loss_update'][0] > 0
   assert '144 inputs of 16x16 per step' in bench.report(results)
+
+
+def test_flops_of_counts_a_matrix_product_as_two_flops_per_multiply_add():
+  product = jax.jit(lambda a, b: a @ b)
+  assert bench.flops_of(product, jnp.ones((8, 16)), jnp.ones((16, 4))) == (
+      2 * 8 * 16 * 4)
 
 
 def test_variants_take_turns_chain_and_drop_the_warm_up_round():
