@@ -168,6 +168,11 @@ def test_tables_give_intervals_paired_gains_findings_and_missing_runs():
   assert '| d | 1 | failed: diverged |' in seeds
   assert '| d | 2 | not yet run |' in seeds
   assert '| a | 0 | 0.7000 | 0.5000 | - | 40.0 | 9.0 | 80 | 0.95 |' in seeds
+  status = report.status_line([o for arm in grouped.values() for o in arm])
+  assert status.startswith('**13 of 15 runs finished**')
+  assert '1 failed' in status and '`--retry_failed` trains them' in status
+  assert '1 not yet run (the same command trains them)' in status
+  assert report.status_line(grouped['a']) == 'All 3 runs finished.'
 
 
 def test_diagnostics_are_read_at_the_last_log_and_summarised_per_arm():

@@ -312,6 +312,26 @@ def revision(git: dict | None) -> str:
                               else '')
 
 
+def status_line(outcomes: list[Outcome]) -> str:
+  """How much of the grid is done, and what trains the rest: a missing run
+  is trained by the same command, a failed one (a divergence is a result)
+  only with --retry_failed."""
+  finished = sum(o.results is not None for o in outcomes)
+  if finished == len(outcomes):
+    return f'All {finished} runs finished.'
+  failed = sum(o.results is None and bool(o.failure) for o in outcomes)
+  missing = len(outcomes) - finished - failed
+  parts = [f'**{finished} of {len(outcomes)} runs finished**; the others '
+           'are marked in the per-seed table:']
+  if failed:
+    parts.append(f'{failed} failed (a failure is reported as the result; '
+                 '`--retry_failed` trains them again)')
+  if missing:
+    parts.append(f'{"and " if failed else ""}{missing} not yet run (the same '
+                 'command trains them)')
+  return ' '.join(parts) + '.'
+
+
 def document(name: str, command: str, preset: str, seeds: list[int],
              outcomes: list[Outcome], baseline: str | None, out_dir: str,
              others: int) -> str:
@@ -332,11 +352,7 @@ def document(name: str, command: str, preset: str, seeds: list[int],
                     for o in finished})
   left_out = (f' {others} other workdirs under the same root (other code '
               'or settings) are not in these tables.' if others else '')
-  status = (f'All {len(outcomes)} runs finished.'
-            if len(finished) == len(outcomes) else
-            f'**{len(finished)} of {len(outcomes)} runs finished**; the '
-            'others are marked in the per-seed table, and the same command '
-            'trains them.')
+  status = status_line(outcomes)
   text = f"""# Comparison: {name}
 
 Written by `python -m ssljax.compare`; the same command reads the finished
