@@ -178,7 +178,8 @@ def test_tables_give_intervals_paired_gains_findings_and_missing_runs():
 def test_diagnostics_are_read_at_the_last_log_and_summarised_per_arm():
   def scalars(rankme, top, trace=None):
     logged = {'collapse/feature_rankme': rankme,
-              'collapse/embedding_rankme': 2 * rankme}
+              'collapse/embedding_rankme': 2 * rankme,
+              'collapse/embedding_std_mean': rankme / 100}
     if trace is not None:
       logged |= {'collapse/running_covariance_effective_rank': rankme / 2,
                  'collapse/running_covariance_eigenvalue_0': top,
@@ -196,9 +197,11 @@ def test_diagnostics_are_read_at_the_last_log_and_summarised_per_arm():
                                      scale=scipy_stats.sem([40, 44, 42]))
   assert (f'| with C | 42.0 ± 2.0 [{low:.1f}, {high:.1f}] | 84.0 ± 4.0 ['
           in table)
+  assert '| 0.420 ± 0.020 [' in table
   # The top eigenvalue's share of the trace is taken per run: 0.15, 0.2, 0.2.
   assert '| 0.183 ± 0.029 [' in table and '| 2.0 ± 1.0 [' in table
-  assert '| no C | 50.0 (1 seed) | 100.0 (1 seed) | - | - | - |' in table
+  assert ('| no C | 50.0 (1 seed) | 100.0 (1 seed) | 0.500 (1 seed) | - | - '
+          '| - |') in table
   assert report.diagnostics_table(grouped, {}) == (
       'None yet: no run has trained.')
 

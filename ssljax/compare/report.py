@@ -33,6 +33,10 @@ _C = 'collapse/running_covariance_'
 DIAGNOSTICS = (
     ('RankMe, features', 1, lambda e: e['collapse/feature_rankme']),
     ('RankMe, embedding', 1, lambda e: e['collapse/embedding_rankme']),
+    # The scale VICReg's variance hinge holds near 1 and a raw covariance
+    # term (as the hybrid's) pulls down.
+    ('std of the embedding', 3,
+     lambda e: e['collapse/embedding_std_mean']),
     ("C's effective rank", 1, lambda e: e[_C + 'effective_rank']),
     ("C's largest eigenvalue / trace", 3,
      lambda e: e[_C + 'eigenvalue_0'] / e[_C + 'trace']),
