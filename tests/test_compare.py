@@ -164,6 +164,14 @@ def test_tables_give_intervals_paired_gains_findings_and_missing_runs():
   assert '| a − c | 3 | 0.0033 [' in pairs
   assert f'| {p:.3f} | {p:.3f} | no significant difference |' in pairs
   assert '| a − d | 1 |' in pairs and 'too few common seeds' in pairs
+  # Against a reference arm: only its 3 contrasts, Holm over the 2 testable.
+  contrasts = report.pairwise_table(grouped, 'random init', reference='a')
+  assert len(contrasts.splitlines()) == 2 + 3
+  p = scipy_stats.ttest_rel(probes['c'], probes['a']).pvalue
+  assert '| b − a | 3 | -0.1000 [-0.1000, -0.1000] |' in contrasts
+  assert '| c − a | 3 | -0.0033 [' in contrasts
+  assert f'| {p:.3f} | {p:.3f} | no significant difference |' in contrasts
+  assert '| d − a | 1 |' in contrasts and '| b − c |' not in contrasts
   seeds = report.seed_table(grouped)
   assert '| d | 1 | failed: diverged |' in seeds
   assert '| d | 2 | not yet run |' in seeds
@@ -237,6 +245,15 @@ def _compare(tmp_path, *flags):
        f'--root={tmp_path / "runs"}', f'--out_dir={tmp_path / "out"}',
        *(f'--set={s}' for s in TINY), *flags],
       cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_a_reference_that_is_no_arm_is_refused_before_anything_runs(
+    tmp_path):
+  refused = _compare(tmp_path, '--reference=vicreg_tico')
+  assert refused.returncode != 0
+  assert ("--reference=vicreg_tico is not an arm; the arms are ['vicreg']"
+          in refused.stderr)
+  assert not (tmp_path / 'runs').exists()
 
 
 # 43 s alone, 83 s in CI's slow tier, which it took past CI's 20 minutes

@@ -3,7 +3,8 @@
   python -m ssljax.compare --name=study_cpu30 --preset=cpu30 \
       --methods=vicreg,tico,vicreg_tico --seeds=0,1,2 \
       [--variant="beta 0:vicreg_tico method.beta=0.0" ...] \
-      [--set=train.num_epochs=2 ...] [--root=DIR] [--max_runs=N]
+      [--set=train.num_epochs=2 ...] [--reference=LABEL] [--root=DIR] \
+      [--max_runs=N]
 
 Trains every arm (each method, each variant, and the random-init encoder)
 at every seed, one run at a time, each with `python -m ssljax.main` in its
@@ -44,6 +45,9 @@ flags.DEFINE_multi_string('set', [], 'KEY=VALUE: a setting of every run '
                           '(as --config.KEY=VALUE of ssljax.main).')
 flags.DEFINE_bool('random_init', True, 'Add the random-init encoder under '
                   'the same evaluators, the baseline of every gain.')
+flags.DEFINE_string('reference', None, 'An arm label: test each arm '
+                    "against it only (an ablation grid's default), rather "
+                    'than every pair.')
 flags.DEFINE_string('root', os.path.expanduser('~/ssljax_runs'),
                     'Where the runs live, shared by comparisons.')
 flags.DEFINE_string('out_dir', 'experiments/results', 'Where the report goes.')
@@ -64,6 +68,9 @@ def arms() -> list[runs_lib.Arm]:
   labels = [a.label for a in found]
   if len(set(labels)) != len(labels):
     raise InputError(f'Arm labels must differ; got {labels}.')
+  if FLAGS.reference is not None and FLAGS.reference not in labels:
+    raise InputError(f'--reference={FLAGS.reference} is not an arm; the '
+                     f'arms are {labels}.')
   return found
 
 
@@ -101,7 +108,7 @@ def main():
       FLAGS.name, command, FLAGS.preset, seeds(),
       [report.outcome(r) for r in grid],
       runs_lib.RANDOM_INIT.label if FLAGS.random_init else None,
-      FLAGS.out_dir, len(others)))
+      FLAGS.out_dir, len(others), FLAGS.reference))
   if failed:
     raise InputError(f'{len(failed)} runs failed (the report lists them; '
                      'their output is in WORKDIR/train.log): '
