@@ -3,13 +3,16 @@ against SciPy's own tests and Holm's procedure worked by hand, the run keys
 (what makes a finished run reusable), the checks before anything is
 trained, and, in the slow tier, a grid trained on mock data, read back
 instead of retrained, and reported."""
+import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 
+from clu import metric_writers
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
@@ -94,7 +97,8 @@ def test_plan_resolves_each_runs_config_and_keys_it(tmp_path):
           runs.Arm('beta 0', 'vicreg_tico', ('method.beta=0.0',)),
           runs.RANDOM_INIT]
   grid = runs.plan(arms, [0, 1], 'smoke', ['train.num_epochs=0.02'],
-                   str(tmp_path), os.path.join(ROOT, 'configs'))
+                   str(tmp_path), os.path.join(ROOT, 'configs'),
+                   str(tmp_path / 'out'))
   assert [(r.arm.label, r.seed) for r in grid] == [
       ('vicreg', 0), ('beta 0', 0), ('random init', 0),
       ('vicreg', 1), ('beta 0', 1), ('random init', 1)]
@@ -103,13 +107,67 @@ def test_plan_resolves_each_runs_config_and_keys_it(tmp_path):
   assert grid[0].config['train']['num_epochs'] == 0.02
   assert grid[2].config['train']['num_epochs'] == 0  # The arm's own wins.
   assert len({r.key for r in grid}) == 6
-  assert not any(r.finished for r in grid)
+  assert not any(runs.stored(r).results for r in grid)
+  assert grid[0].summary == str(
+      tmp_path / 'out' / 'runs' / (os.path.basename(grid[0].workdir)
+                                   + '.json'))
   again = runs.plan(arms, [0, 1], 'smoke', ['train.num_epochs=0.02'],
-                    str(tmp_path), os.path.join(ROOT, 'configs'))
+                    str(tmp_path), os.path.join(ROOT, 'configs'),
+                    str(tmp_path / 'out'))
   assert [r.workdir for r in again] == [r.workdir for r in grid]
   other = runs.plan(arms[:1], [0], 'smoke', ['train.num_epochs=0.03'],
-                    str(tmp_path), os.path.join(ROOT, 'configs'))
+                    str(tmp_path), os.path.join(ROOT, 'configs'),
+                    str(tmp_path / 'out'))
   assert other[0].workdir != grid[0].workdir
+
+
+def _finish(run, results=None, failure=None):
+  """Leaves in `run`'s workdir what a finished (or failed) training does."""
+  os.makedirs(run.workdir)
+  if results is not None:
+    with open(os.path.join(run.workdir, 'results.json'), 'w') as f:
+      json.dump(results, f)
+  with open(os.path.join(run.workdir, runs.RUN_RECORD), 'w') as f:
+    json.dump({'sittings': [{'wall_seconds': 60.0, 'cpu_seconds': 90.0,
+                             'cpus': 2}], 'failure': failure}, f)
+
+
+def test_a_run_whose_workdir_is_gone_is_read_back_from_its_summary(
+    tmp_path):
+  arms = [runs.Arm('vicreg', 'vicreg'), runs.Arm('tico', 'tico')]
+  finished, failed = runs.plan(arms, [0], 'smoke', [], str(tmp_path / 'root'),
+                               os.path.join(ROOT, 'configs'),
+                               str(tmp_path / 'out'))
+  for run in (finished, failed):
+    assert runs.stored(run).results is None
+    runs.keep(run, runs.stored(run))  # Unfinished: nothing to keep.
+  assert not (tmp_path / 'out').exists()
+  _finish(finished, {'config': finished.config, 'steps': 20,
+                     'eval_summary': {'linear_probe_accuracy': 0.61}})
+  writer = metric_writers.SummaryWriter(finished.workdir)
+  writer.write_scalars(10, {'train/loss': 1.5})
+  writer.write_scalars(20, {'train/loss': 0.5})
+  writer.close()
+  _finish(failed, failure='FloatingPointError: the loss is NaN')
+  local = {run.key: runs.stored(run) for run in (finished, failed)}
+  assert [s for _, s, _ in local[finished.key].scalars['train/loss']] == [
+      10, 20]
+  for run in (finished, failed):
+    assert local[run.key].source == run.workdir
+    runs.keep(run, local[run.key])
+
+  shutil.rmtree(tmp_path / 'root')  # Another machine: only the report's.
+  for run in (finished, failed):
+    again = runs.stored(run)
+    assert again.source == run.summary
+    assert again.results == local[run.key].results
+    assert again.record == local[run.key].record
+  assert runs.stored(failed).failure == 'FloatingPointError: the loss is NaN'
+  assert [tuple(e) for e in runs.stored(finished).scalars['train/loss']] == (
+      local[finished.key].scalars['train/loss'])
+  moved = dataclasses.replace(failed, summary=finished.summary)
+  with pytest.raises(InputError, match='another config than its key says'):
+    runs.stored(moved)
 
 
 @pytest.mark.parametrize('arm,settings,message', [
@@ -122,13 +180,14 @@ def test_a_bad_grid_is_refused_before_anything_trains(arm, settings, message,
                                                       tmp_path):
   with pytest.raises(InputError, match=message):
     runs.plan([arm], [0], 'smoke', settings, str(tmp_path),
-              os.path.join(ROOT, 'configs'))
+              os.path.join(ROOT, 'configs'), str(tmp_path))
   assert not os.listdir(tmp_path)
 
 
 def _outcome(label, seed, probe=None, failure=None):
   run = runs.Run(runs.Arm(label, label), seed, (), {'train': {'batch_size': 8}},
-                 'key', f'/runs/{label}-seed{seed}-key')
+                 'key', f'/runs/{label}-seed{seed}-key',
+                 f'/out/runs/{label}-seed{seed}-key.json')
   results = None if probe is None else {
       'eval_summary': {'linear_probe_accuracy': probe, 'knn_accuracy': 0.5,
                        'rankme': 40.0},
@@ -284,6 +343,14 @@ def test_a_grid_is_trained_once_read_back_and_reported(tmp_path):
   assert again.returncode == 0, again.stderr[-3000:]
   assert '1 runs: 1 finished, 0 to train now' in again.stdout
   assert os.listdir(tmp_path / 'runs') == [workdir]
+
+  # Another machine: the workdir is gone, the report's summary is not.
+  os.rename(tmp_path / 'runs', tmp_path / 'elsewhere')
+  moved = _compare(tmp_path)
+  assert moved.returncode == 0, moved.stderr[-3000:]
+  assert '1 runs: 1 finished, 0 to train now' in moved.stdout
+  assert (tmp_path / 'out' / 'tiny.md').read_text() == report
+  os.rename(tmp_path / 'elsewhere', tmp_path / 'runs')
 
   changed = _compare(tmp_path, '--set=optimizer.learning_rate=0.2',
                      '--max_runs=0')  # Another run: not mixed in.

@@ -13,7 +13,10 @@ interval over seeds, per-seed values, time, paired tests) and its plots.
 Finished runs are read back, not redone, so a grid can be built up over
 several sittings (--max_runs=N trains at most N runs and reports; 0 only
 reports); a run whose code or settings changed gets a new workdir and is
-trained again (`ssljax.compare.runs`). Run it from the repository root.
+trained again (`ssljax.compare.runs`). Each finished run also leaves its
+summary in OUT_DIR/runs/, kept with the report: a run whose workdir is
+gone (another machine) is read back from it. Run it from the repository
+root.
 """
 
 import glob
@@ -84,19 +87,24 @@ def seeds() -> list[int]:
 
 def main():
   grid = runs_lib.plan(arms(), seeds(), FLAGS.preset, FLAGS.set, FLAGS.root,
-                       FLAGS.configs_dir)
-  todo = [r for r in grid if not r.finished
-          and (FLAGS.retry_failed or not r.record().get('failure'))]
+                       FLAGS.configs_dir, FLAGS.out_dir)
+  kept = [runs_lib.stored(r) for r in grid]
+  todo = [r for r, k in zip(grid, kept) if k.results is None
+          and (FLAGS.retry_failed or not k.failure)]
   if FLAGS.max_runs >= 0:
     todo = todo[:FLAGS.max_runs]
-  print(f'{len(grid)} runs: {sum(r.finished for r in grid)} finished, '
-        f'{len(todo)} to train now, under {FLAGS.root}', flush=True)
+  finished = sum(k.results is not None for k in kept)
+  print(f'{len(grid)} runs: {finished} finished, {len(todo)} to train now, '
+        f'under {FLAGS.root}', flush=True)
   failed = []
   for i, run in enumerate(todo):
     print(f'[{i + 1}/{len(todo)}] {run.arm.label}, seed {run.seed}: '
           f'{run.workdir}', flush=True)
     if not runs_lib.train(run):
       failed.append(run)
+  kept = [runs_lib.stored(r) for r in grid]
+  for run, k in zip(grid, kept):
+    runs_lib.keep(run, k)
   planned = {r.workdir for r in grid}
   others = {d for r in grid for d in glob.glob(
       f'{FLAGS.root}/{r.arm.method}-{FLAGS.preset}-seed{r.seed}-*')} - planned
@@ -106,7 +114,7 @@ def main():
       a for a in sys.argv[1:] if not a.startswith('--max_runs'))
   print(report.document(
       FLAGS.name, command, FLAGS.preset, seeds(),
-      [report.outcome(r) for r in grid],
+      [report.outcome(r, k) for r, k in zip(grid, kept)],
       runs_lib.RANDOM_INIT.label if FLAGS.random_init else None,
       FLAGS.out_dir, len(others), FLAGS.reference))
   if failed:

@@ -1,8 +1,8 @@
 """A comparison's write-up: the Markdown tables (mean, std and 95% interval
 over seeds, per-seed values, time, paired differences) and two PNG plots
 (accuracy per arm with its interval; probe, kNN, RankMe and loss terms
-over training), all from the runs' results.json, compare_run.json and
-TensorBoard events."""
+over training), all from what is kept of each run (`runs.stored`: its
+results.json, compare_run.json and TensorBoard scalars)."""
 import dataclasses
 import math
 import os
@@ -13,7 +13,6 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 # pylint: disable=g-import-not-at-top
-from ssljax import event_files
 from ssljax.compare import runs as runs_lib
 from ssljax.compare import stats
 
@@ -57,6 +56,7 @@ class Outcome:
   wall_minutes: float  # Every sitting of the comparison's runner.
   cpu_use: float  # CPU seconds / (wall seconds x CPUs); alone: ~0.83.
   sittings: int
+  scalars: dict = dataclasses.field(default_factory=dict)  # Over training.
 
   @property
   def values(self) -> dict:
@@ -71,15 +71,14 @@ class Outcome:
             / self.results['train_seconds'])
 
 
-def outcome(run: runs_lib.Run) -> Outcome:
-  record = run.record()
-  sittings = record['sittings']
+def outcome(run: runs_lib.Run, kept: runs_lib.Stored) -> Outcome:
+  sittings = kept.record['sittings']
   wall = sum(s['wall_seconds'] for s in sittings)
   cpu = sum(s['cpu_seconds'] for s in sittings)
   cpus = max((s['cpus'] for s in sittings), default=1)
-  return Outcome(run, runs_lib.read_back(run), record.get('failure'),
-                 wall / 60, cpu / (wall * cpus) if wall else math.nan,
-                 len(sittings))
+  return Outcome(run, kept.results, kept.failure, wall / 60,
+                 cpu / (wall * cpus) if wall else math.nan, len(sittings),
+                 kept.scalars)
 
 
 def by_arm(outcomes: list[Outcome]) -> dict[str, list[Outcome]]:
@@ -260,8 +259,8 @@ def _mean_curve(curves: list[list[tuple[int, float]]]):
 
 def trained_events(outcomes: list[Outcome]) -> dict[str, dict]:
   """{workdir: its scalars} of every finished run that trained."""
-  return {o.run.workdir: event_files.scalar_events(o.run.workdir)
-          for o in outcomes if o.results is not None and o.results['steps']}
+  return {o.run.workdir: o.scalars for o in outcomes
+          if o.results is not None and o.results['steps']}
 
 
 def training_plot(path: str, grouped: dict[str, list[Outcome]],

@@ -10,6 +10,13 @@ with other code or other settings is never mixed into a table: its
 workdir stays on disk and a new one is trained. Runs are shared by every
 comparison under the same root (an ablation's default arm is the main
 comparison's run when the settings agree).
+
+A workdir is local to one machine, and a grid built up over sittings may
+outlive it (a fresh machine, a Colab session, a cleaned disk). So each
+finished or failed run also leaves a summary beside the report
+(OUT_DIR/runs/WORKDIR.json: its results.json, its sittings and its scalars
+over training), which is kept with the report, and a run whose workdir is
+gone is read back from it instead of trained again.
 """
 import ast
 import collections
@@ -28,6 +35,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from ssljax import cli
+from ssljax import event_files
 from ssljax import validate
 from ssljax.errors import InputError
 
@@ -35,6 +43,7 @@ PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Packages whose version can change a run's numbers.
 NUMERICAL_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'dm-pix', 'numpy')
 RUN_RECORD = 'compare_run.json'  # Beside results.json: sittings, failure.
+SUMMARIES = 'runs'  # Under the report's directory: WORKDIR.json per run.
 # Paths in the package that `python -m ssljax.main` does not run: the
 # comparison, the benchmark, the stand-alone evaluation command, and the
 # reader of TensorBoard events.
@@ -66,18 +75,60 @@ class Run:
   config: dict  # Resolved, as results.json records it.
   key: str
   workdir: str
+  summary: str  # Its summary (SUMMARIES), kept with the report.
+
+
+@dataclasses.dataclass(frozen=True)
+class Stored:
+  """What is kept of a run, from `source` (its workdir or its summary)."""
+  source: str
+  results: dict | None  # results.json; None if it has not finished.
+  record: dict  # RUN_RECORD: {'sittings': [...], 'failure': ...}.
+  scalars: dict  # {tag: [(wall_time, step, value)]} over training.
 
   @property
-  def finished(self) -> bool:
-    return os.path.exists(os.path.join(self.workdir, 'results.json'))
+  def failure(self) -> str | None:
+    return self.record.get('failure')
 
-  def record(self) -> dict:
-    """This run's RUN_RECORD: {'sittings': [...], 'failure': ...}."""
-    path = os.path.join(self.workdir, RUN_RECORD)
-    if not os.path.exists(path):
-      return {'sittings': []}
-    with open(path) as f:
-      return json.load(f)
+
+def _load(path: str) -> dict | None:
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def stored(run: Run) -> Stored:
+  """The run as it stands: from its workdir when it finished or failed
+  there, else from its summary (it finished on another machine), else an
+  unfinished run (its sittings so far). A results.json made with another
+  config than the run's (a workdir reused by hand) raises."""
+  record = (_load(os.path.join(run.workdir, RUN_RECORD))
+            or {'sittings': []})
+  results = _load(os.path.join(run.workdir, 'results.json'))
+  if results is not None or record.get('failure'):
+    kept = Stored(run.workdir, results, record,
+                  event_files.scalar_events(run.workdir)
+                  if results and results['steps'] else {})
+  else:
+    summary = _load(run.summary)
+    kept = (Stored(run.summary, **summary) if summary
+            else Stored(run.workdir, None, record, {}))
+  if kept.results is not None and kept.results['config'] != run.config:
+    raise InputError(f'{kept.source} was trained with another config than '
+                     'its key says; move it away.')
+  return kept
+
+
+def keep(run: Run, kept: Stored) -> None:
+  """Writes the summary of a run that finished or failed in its workdir."""
+  if kept.source != run.workdir or (kept.results is None
+                                    and not kept.failure):
+    return
+  os.makedirs(os.path.dirname(run.summary), exist_ok=True)
+  with open(run.summary, 'w') as f:
+    json.dump({'results': kept.results, 'record': kept.record,
+               'scalars': kept.scalars}, f, sort_keys=True)
 
 
 def parse_arm(text: str) -> Arm:
@@ -145,7 +196,7 @@ def resolve_config(config_args: list[str]) -> ml_collections.ConfigDict:
 
 
 def plan(arms: list[Arm], seeds: list[int], preset: str, settings: list[str],
-         root: str, configs_dir: str) -> list[Run]:
+         root: str, configs_dir: str, out_dir: str) -> list[Run]:
   """Every run of the grid, seed by seed (so that a grid cut short has
   every arm at its first seeds), each config resolved and checked before
   anything is trained."""
@@ -164,8 +215,10 @@ def plan(arms: list[Arm], seeds: list[int], preset: str, settings: list[str],
                           .to_json_best_effort())
       key = hashlib.sha256(json.dumps([config, code], sort_keys=True)
                            .encode()).hexdigest()[:12]
-      runs.append(Run(arm, seed, config_args, config, key, os.path.join(
-          root, f'{arm.method}-{preset}-seed{seed}-{key}')))
+      name = f'{arm.method}-{preset}-seed{seed}-{key}'
+      runs.append(Run(arm, seed, config_args, config, key,
+                      os.path.join(root, name),
+                      os.path.join(out_dir, SUMMARIES, f'{name}.json')))
   return runs
 
 
@@ -178,7 +231,8 @@ def train(run: Run, log=sys.stdout) -> bool:
   at a checkpoint and is raised again."""
   os.makedirs(run.workdir, exist_ok=True)
   argv = [*TRAIN_COMMAND, *run.config_args, f'--workdir={run.workdir}']
-  record = run.record()
+  record = (_load(os.path.join(run.workdir, RUN_RECORD))
+            or {'sittings': []})
   cpu_before = _children_cpu_seconds()
   start = time.time()
   tail = collections.deque(maxlen=5)
@@ -210,17 +264,3 @@ def train(run: Run, log=sys.stdout) -> bool:
 def _children_cpu_seconds() -> float:
   usage = resource.getrusage(resource.RUSAGE_CHILDREN)
   return usage.ru_utime + usage.ru_stime
-
-
-def read_back(run: Run) -> dict | None:
-  """The finished run's results.json, checked against the run's config;
-  None if it has not finished. A results.json made with another config
-  (a workdir reused by hand) raises."""
-  if not run.finished:
-    return None
-  with open(os.path.join(run.workdir, 'results.json')) as f:
-    results = json.load(f)
-  if results['config'] != run.config:
-    raise InputError(f'{run.workdir}/results.json was trained with another '
-                     'config than its key says; move that workdir away.')
-  return results
