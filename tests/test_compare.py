@@ -242,6 +242,16 @@ def test_tables_give_intervals_paired_gains_findings_and_missing_runs():
   assert report.status_line(grouped['a']) == 'All 3 runs finished.'
 
 
+def test_the_header_counts_finished_runs_per_cpu_model():
+  outcomes = [dataclasses.replace(_outcome('a', s, 0.6), cpu_model=m)
+              for s, m in enumerate(['AMD EPYC', 'Intel Xeon', 'AMD EPYC'])]
+  outcomes.append(dataclasses.replace(_outcome('a', 3), cpu_model='Other'))
+  outcomes.append(_outcome('b', 0, 0.6))  # Trained before it was recorded.
+  assert report.cpu_models(outcomes) == (
+      'AMD EPYC (2 runs), Intel Xeon (1 run), not recorded (1 run)')
+  assert report.cpu_models(outcomes[3:4]) == '-'
+
+
 def test_diagnostics_are_read_at_the_last_log_and_summarised_per_arm():
   def scalars(rankme, top, trace=None):
     logged = {'collapse/feature_rankme': rankme,
@@ -332,10 +342,12 @@ def test_a_grid_is_trained_once_read_back_and_reported(tmp_path):
     record = json.load(f)
   assert record['failure'] is None and len(record['sittings']) == 1
   assert record['sittings'][0]['cpu_seconds'] > 0
+  assert record['sittings'][0]['cpu_model'] == runs.cpu_model() != ''
   report = (tmp_path / 'out' / 'tiny.md').read_text()
   assert 'All 1 runs finished.' in report
   assert f'| vicreg | 1 of 1 | {accuracy:.4f} (1 seed) |' in report
   assert f'`{workdir}`' in report
+  assert f'CPUs: {runs.cpu_model()} (1 run);' in report
   for picture in ('tiny_accuracy.png', 'tiny_training.png'):
     assert (tmp_path / 'out' / picture).stat().st_size > 1000
 

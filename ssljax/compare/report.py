@@ -3,6 +3,7 @@ over seeds, per-seed values, time, paired differences) and two PNG plots
 (accuracy per arm with its interval; probe, kNN, RankMe and loss terms
 over training), all from what is kept of each run (`runs.stored`: its
 results.json, compare_run.json and TensorBoard scalars)."""
+import collections
 import dataclasses
 import math
 import os
@@ -57,6 +58,7 @@ class Outcome:
   cpu_use: float  # CPU seconds / (wall seconds x CPUs); alone: ~0.83.
   sittings: int
   scalars: dict = dataclasses.field(default_factory=dict)  # Over training.
+  cpu_model: str = 'not recorded'  # Of its sittings, ' + ' between two.
 
   @property
   def values(self) -> dict:
@@ -76,9 +78,20 @@ def outcome(run: runs_lib.Run, kept: runs_lib.Stored) -> Outcome:
   wall = sum(s['wall_seconds'] for s in sittings)
   cpu = sum(s['cpu_seconds'] for s in sittings)
   cpus = max((s['cpus'] for s in sittings), default=1)
+  models = dict.fromkeys(s.get('cpu_model', 'not recorded') for s in sittings)
   return Outcome(run, kept.results, kept.failure, wall / 60,
                  cpu / (wall * cpus) if wall else math.nan, len(sittings),
-                 kept.scalars)
+                 kept.scalars, ' + '.join(models) or 'not recorded')
+
+
+def cpu_models(outcomes: list[Outcome]) -> str:
+  """'MODEL (N runs), ...' over the finished runs: their times compare
+  only within one model."""
+  counts = collections.Counter(o.cpu_model for o in outcomes
+                               if o.results is not None)
+  return ', '.join(f'{m} ({n} run{"s" * (n != 1)})'
+                   for m, n in counts.most_common()) or '-'
+
 
 
 def by_arm(outcomes: list[Outcome]) -> dict[str, list[Outcome]]:
@@ -374,7 +387,7 @@ runs back and trains the missing ones:
 
 Preset `{preset}`, seeds {', '.join(map(str, seeds))}. {status} Every
 accuracy is on the full test split. Hosts: {', '.join(hosts) or '-'};
-ssljax commits: {', '.join(commits) or '-'}.{left_out}
+CPUs: {cpu_models(outcomes)}; ssljax commits: {', '.join(commits) or '-'}.{left_out}
 
 ## Accuracy
 

@@ -25,6 +25,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -252,13 +253,27 @@ def train(run: Run, log=sys.stdout) -> bool:
       'started': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(start)),
       'wall_seconds': time.time() - start,
       'cpu_seconds': _children_cpu_seconds() - cpu_before,
-      'cpus': os.cpu_count(), 'returncode': process.returncode,
+      'cpus': os.cpu_count(), 'cpu_model': cpu_model(),
+      'returncode': process.returncode,
       'command': argv})
   record['failure'] = (None if process.returncode == 0 else
                        next((t for t in reversed(tail) if t), 'no output'))
   with open(os.path.join(run.workdir, RUN_RECORD), 'w') as f:
     json.dump(record, f, indent=1)
   return process.returncode == 0
+
+
+def cpu_model() -> str:
+  """The CPU's model name: machines of one host name differ in it, and so
+  in speed (and in the code XLA:CPU generates for them)."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass  # Not Linux.
+  return platform.processor() or platform.machine()
 
 
 def _children_cpu_seconds() -> float:
