@@ -93,7 +93,6 @@ def cpu_models(outcomes: list[Outcome]) -> str:
                    for m, n in counts.most_common()) or '-'
 
 
-
 def by_arm(outcomes: list[Outcome]) -> dict[str, list[Outcome]]:
   grouped = {}
   for o in outcomes:
