@@ -102,7 +102,9 @@ def main():
           f'{run.workdir}', flush=True)
     if not runs_lib.train(run):
       failed.append(run)
-  kept = [runs_lib.stored(r) for r in grid]
+  trained = {r.workdir for r in todo}  # Only these changed.
+  kept = [runs_lib.stored(r) if r.workdir in trained else k
+          for r, k in zip(grid, kept)]
   for run, k in zip(grid, kept):
     runs_lib.keep(run, k)
   planned = {r.workdir for r in grid}

@@ -99,13 +99,17 @@ def _load(path: str) -> dict | None:
     return json.load(f)
 
 
+def _workdir_record(run: Run) -> dict:
+  """RUN_RECORD in the run's workdir; no sittings if there is none."""
+  return _load(os.path.join(run.workdir, RUN_RECORD)) or {'sittings': []}
+
+
 def stored(run: Run) -> Stored:
   """The run as it stands: from its workdir when it finished or failed
   there, else from its summary (it finished on another machine), else an
   unfinished run (its sittings so far). A results.json made with another
   config than the run's (a workdir reused by hand) raises."""
-  record = (_load(os.path.join(run.workdir, RUN_RECORD))
-            or {'sittings': []})
+  record = _workdir_record(run)
   results = _load(os.path.join(run.workdir, 'results.json'))
   if results is not None or record.get('failure'):
     kept = Stored(run.workdir, results, record,
@@ -232,8 +236,7 @@ def train(run: Run, log=sys.stdout) -> bool:
   at a checkpoint and is raised again."""
   os.makedirs(run.workdir, exist_ok=True)
   argv = [*TRAIN_COMMAND, *run.config_args, f'--workdir={run.workdir}']
-  record = (_load(os.path.join(run.workdir, RUN_RECORD))
-            or {'sittings': []})
+  record = _workdir_record(run)
   cpu_before = _children_cpu_seconds()
   start = time.time()
   tail = collections.deque(maxlen=5)
