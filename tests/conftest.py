@@ -23,7 +23,17 @@ LONGEST_FIRST = ('test_multihost.py', 'test_notebook.py', 'test_sharding.py',
 def pytest_configure(config):
   """The tests run with the memory setup of the commands (ssljax.hugepages):
   pytest re-executes itself once, its output given back first (pytest
-  captures it by now); the xdist workers inherit the setting."""
+  captures it by now); the xdist workers inherit the setting.
+
+  They also share JAX's persistent compilation cache, kept in pytest's cache
+  directory: most slow tests train the same tiny model, in this process, in
+  xdist workers and in subprocesses, which all inherit the setting, and
+  each would otherwise compile the same programs again (the slow tier spent
+  most of its time compiling). It changes no result: XLA compiles the same
+  program to the same executable. A user's cache setting is kept."""
+  os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
+                        str(config.cache.mkdir('jax-compilation-cache')))
+  os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', str(2 << 30))
   config.pluginmanager.getplugin('capturemanager').suspend_global_capture(
       in_=True)
   hugepages.reexec()
