@@ -30,10 +30,14 @@ def pytest_configure(config):
   xdist workers and in subprocesses, which all inherit the setting, and
   each would otherwise compile the same programs again (the slow tier spent
   most of its time compiling). It changes no result: XLA compiles the same
-  program to the same executable. A user's cache setting is kept."""
-  os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
-                        str(config.cache.mkdir('jax-compilation-cache')))
-  os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', str(2 << 30))
+  program to the same executable. A user's cache setting is kept, and a
+  pytest without its cache (`-p no:cacheprovider`, as test_sharding's
+  subprocesses) uses the setting it inherited."""
+  if 'JAX_COMPILATION_CACHE_DIR' not in os.environ and hasattr(config,
+                                                               'cache'):
+    os.environ['JAX_COMPILATION_CACHE_DIR'] = str(
+        config.cache.mkdir('jax-compilation-cache'))
+    os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', str(2 << 30))
   config.pluginmanager.getplugin('capturemanager').suspend_global_capture(
       in_=True)
   hugepages.reexec()

@@ -108,8 +108,10 @@ def test_two_processes_resume_and_train_as_one(tmp_path):
   assert one_metrics.keys() == two_metrics.keys()
   for key in ('loss', 'online_probe_cross_entropy', 'invariance',
               'grad_norm'):
+    # Summation order again: the loss (27.5) moved by 1.1e-5 relative on
+    # one Intel Xeon host (measured); a wrong batch moves it by percents.
     np.testing.assert_allclose(one_metrics[key], two_metrics[key],
-                               rtol=1e-5, err_msg=key)
+                               rtol=1e-4, err_msg=key)
   final = _state(one, 4)
   _assert_close(final, _state(two, 4), 'two processes vs one at step 4')
   # The steps moved the parameters, so equality is not trivial.
