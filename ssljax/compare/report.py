@@ -151,7 +151,7 @@ def seed_table(grouped: dict[str, list[Outcome]]) -> str:
     for o in outcomes:
       if o.results is None:
         state = f'failed: {o.failure}' if o.failure else 'not yet run'
-        cells = [state] + [''] * (len(MEASURES) + 2)
+        cells = [state] + [''] * (len(MEASURES) + 1)  # Measures, wall, rate.
       else:
         cells = [fmt(o.values[k], 1 if k == 'rankme' else 4)
                  for k, _ in MEASURES]
