@@ -4,6 +4,7 @@ against SciPy's own tests and Holm's procedure worked by hand, the run keys
 trained, and, in the slow tier, a grid trained on mock data, read back
 instead of retrained, and reported."""
 import dataclasses
+import io
 import json
 import math
 import os
@@ -373,3 +374,24 @@ def test_a_grid_is_trained_once_read_back_and_reported(tmp_path):
   report = (tmp_path / 'out' / 'tiny.md').read_text()
   assert '1 other workdirs under the same root' in report
   assert '**0 of 1 runs finished**' in report and 'not yet run' in report
+
+
+def test_an_interrupted_sitting_is_recorded_and_not_a_failure(tmp_path,
+                                                             monkeypatch):
+  """Ctrl-C reaches the runner and its training process alike; the
+  sitting's time must still count once the run resumes, and a run stopped
+  at a checkpoint is not a failed one."""
+  stops = ('import os, signal, sys, time; print("step 1", flush=True); '
+           'os.kill(os.getppid(), signal.SIGINT); time.sleep(0.5); '
+           'sys.exit(130)')
+  monkeypatch.setattr(runs, 'TRAIN_COMMAND', (sys.executable, '-c', stops))
+  run = runs.Run(runs.Arm('a', 'a'), 0, (), {}, 'key',
+                 str(tmp_path / 'a-seed0-key'), str(tmp_path / 'a.json'))
+  with pytest.raises(KeyboardInterrupt):
+    runs.train(run, log=io.StringIO())
+  with open(os.path.join(run.workdir, runs.RUN_RECORD)) as f:
+    record = json.load(f)
+  assert record['failure'] is None
+  [sitting] = record['sittings']
+  assert sitting['interrupted'] and sitting['returncode'] == 130
+  assert sitting['wall_seconds'] > 0

@@ -233,13 +233,15 @@ def train(run: Run, log=sys.stdout) -> bool:
   (wall time, CPU time, exit status) in WORKDIR/RUN_RECORD. True when it
   finished; False when it failed, with the failure recorded (a diverged
   run is a result, and is not retried unless asked). Ctrl-C stops the run
-  at a checkpoint and is raised again."""
+  at a checkpoint, records the sitting as interrupted (its time counts in
+  the run's wall time once it is resumed) and is raised again."""
   os.makedirs(run.workdir, exist_ok=True)
   argv = [*TRAIN_COMMAND, *run.config_args, f'--workdir={run.workdir}']
   record = _workdir_record(run)
   cpu_before = _children_cpu_seconds()
   start = time.time()
   tail = collections.deque(maxlen=5)
+  interrupted = False
   with open(os.path.join(run.workdir, 'train.log'), 'a') as kept, \
       subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        text=True) as process:
@@ -251,18 +253,20 @@ def train(run: Run, log=sys.stdout) -> bool:
       process.wait()
     except KeyboardInterrupt:
       process.wait()  # It checkpoints and stops on the same SIGINT.
-      raise
+      interrupted = True
   record['sittings'].append({
       'started': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(start)),
       'wall_seconds': time.time() - start,
       'cpu_seconds': _children_cpu_seconds() - cpu_before,
       'cpus': os.cpu_count(), 'cpu_model': cpu_model(),
-      'returncode': process.returncode,
+      'returncode': process.returncode, 'interrupted': interrupted,
       'command': argv})
-  record['failure'] = (None if process.returncode == 0 else
+  record['failure'] = (None if process.returncode == 0 or interrupted else
                        next((t for t in reversed(tail) if t), 'no output'))
   with open(os.path.join(run.workdir, RUN_RECORD), 'w') as f:
     json.dump(record, f, indent=1)
+  if interrupted:
+    raise KeyboardInterrupt
   return process.returncode == 0
 
 
