@@ -9,6 +9,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -387,8 +388,14 @@ def test_an_interrupted_sitting_is_recorded_and_not_a_failure(tmp_path,
   monkeypatch.setattr(runs, 'TRAIN_COMMAND', (sys.executable, '-c', stops))
   run = runs.Run(runs.Arm('a', 'a'), 0, (), {}, 'key',
                  str(tmp_path / 'a-seed0-key'), str(tmp_path / 'a.json'))
-  with pytest.raises(KeyboardInterrupt):
-    runs.train(run, log=io.StringIO())
+  # Ctrl-C raises KeyboardInterrupt here as in a terminal, even where this
+  # process inherited it ignored (a shell's background job).
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    with pytest.raises(KeyboardInterrupt):
+      runs.train(run, log=io.StringIO())
+  finally:
+    signal.signal(signal.SIGINT, previous)
   with open(os.path.join(run.workdir, runs.RUN_RECORD)) as f:
     record = json.load(f)
   assert record['failure'] is None
