@@ -2,7 +2,7 @@
 devices as on 1.
 
 JAX fixes the device count when it starts, so when this session has fewer than
-8 devices each test re-runs itself in a subprocess with 8 simulated CPU
+8 devices the tests re-run themselves in a subprocess with 8 simulated CPU
 devices.
 """
 import os
@@ -36,6 +36,21 @@ def _two_steps(config, devices, images):
   return jax.device_get((state, metrics, diagnostics)), pipe
 
 
+@pytest.fixture(scope='module')
+def eight_device_report():
+  """This file's tests run in one pytest subprocess with 8 simulated CPU
+  devices (one each would start JAX and TensorFlow three times); the
+  subprocess's report, which names each passed test (-rA)."""
+  env = dict(os.environ, XLA_FLAGS=(
+      f'{os.environ.get("XLA_FLAGS", "")} '
+      f'--xla_force_host_platform_device_count={NUM_DEVICES}'))
+  proc = subprocess.run(
+      [sys.executable, '-m', 'pytest', '-q', '-rA', '-m', '', '-n', '0',
+       '-p', 'no:cacheprovider', __file__],
+      env=env, capture_output=True, text=True, check=False)
+  return proc.stdout + proc.stderr
+
+
 # vicreg_tico carries TiCo's C through a BatchNorm over the global batch;
 # simclr gathers its negatives over the global batch, byol carries a target
 # network updated after the optimizer step. End-to-end tier: vicreg_tico's
@@ -43,17 +58,10 @@ def _two_steps(config, devices, images):
 @pytest.mark.slow
 @pytest.mark.parametrize('method_name', ['vicreg_tico', 'simclr', 'byol'])
 def test_sharded_step_equals_single_device(tiny_config, use_method,
-                                           method_name):
+                                           method_name, request):
   if jax.device_count() < NUM_DEVICES:
-    env = dict(os.environ, XLA_FLAGS=(
-        f'--xla_force_host_platform_device_count={NUM_DEVICES}'))
-    proc = subprocess.run(
-        [sys.executable, '-m', 'pytest', '-q', '-m', '', '-n', '0', '-p',
-         'no:cacheprovider',
-         f'{__file__}::test_sharded_step_equals_single_device[{method_name}]'],
-        env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0 and '1 passed' in proc.stdout, (
-        proc.stdout[-5000:] + proc.stderr[-5000:])
+    report = request.getfixturevalue('eight_device_report')
+    assert f'PASSED {request.node.nodeid}' in report, report[-10000:]
     return
 
   use_method(tiny_config, method_name)
