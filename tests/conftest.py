@@ -21,8 +21,7 @@ LONGEST_FIRST = ('test_multihost.py', 'test_notebook.py', 'test_sharding.py',
 
 
 # Measured on the slow tier's resume test alone, from an empty cache (2
-# cores): 74.9 s at XLA's default -O2, 67.3 s at -O0, 60.8 s at -O0 with
-# every program cached (below).
+# cores): 74.9 s at XLA's default -O2, 67.3 s at -O0.
 BACKEND_OPTIMIZATION = '--xla_backend_optimization_level=0'
 
 
@@ -53,10 +52,11 @@ def pytest_configure(config):
     os.environ['JAX_COMPILATION_CACHE_DIR'] = str(
         config.cache.mkdir('jax-compilation-cache'))
     os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', str(2 << 30))
-    # Every program, not only those that took a second to compile: most of
-    # the tests' programs compile in less, and are compiled again by the
-    # next run of the same tiny model.
-    os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+    # Programs that took a second to compile, JAX's default. Caching every
+    # program (JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0) took the
+    # resume test from 67.3 to 60.8 s, but CI from 21.9 to 24.1 minutes:
+    # with a size cap, each write lists the whole cache, and the eager
+    # tests' thousands of small programs made that quadratic (measured).
   config.pluginmanager.getplugin('capturemanager').suspend_global_capture(
       in_=True)
   hugepages.reexec()
