@@ -41,7 +41,7 @@ def pytest_configure(config):
 
   XLA's LLVM backend compiles them at -O0 (BACKEND_OPTIMIZATION): the tests
   run tiny programs a few times each, so compiling is most of their time,
-  and -O0 compiles them faster than -O2 runs them slower. XLA's own
+  and -O0 saves more compile time than it costs in run time. XLA's own
   passes, which decide what is computed and in which order, run as ever.
   An XLA_FLAGS that sets the level itself is kept."""
   flags = os.environ.get('XLA_FLAGS', '')
