@@ -192,7 +192,7 @@ def run(config, steps: int = 5, repeats: int = 5,
                           classes[:10000]))['seconds']
 
   # The collapse diagnostics the loop runs at every log.
-  num_heldout = config.diagnostics.num_images
+  num_heldout = config.collapse.num_images
   if num_heldout:
     heldout = pipe.jitted_diagnostic_views(np.random.default_rng(3).integers(
         0, 256, (num_heldout, 32, 32, 3), np.uint8))

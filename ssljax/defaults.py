@@ -151,7 +151,7 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   config.eval_batch_size = 1000  # Images per call of the feature extraction.
   # Collapse diagnostics at every log and their warning thresholds;
   # num_images=0 turns them off.
-  config.diagnostics = collapse.default_config()
+  config.collapse = collapse.default_config()
 
   if scale(preset) == 'cpu':
     # Views at 24x24 and evaluation at the full 32x32: the 24x24 step is much

@@ -362,8 +362,8 @@ def check_batch_sizes(config: ml_collections.ConfigDict, num_devices: int):
   """Every batch must split evenly over the devices."""
   sizes = [('train.batch_size', config.train.batch_size),
            ('eval_batch_size', config.eval_batch_size)]
-  if config.diagnostics.num_images:  # 0 turns the diagnostics off.
-    sizes.append(('diagnostics.num_images', config.diagnostics.num_images))
+  if config.collapse.num_images:  # 0 turns the diagnostics off.
+    sizes.append(('collapse.num_images', config.collapse.num_images))
   for key, value in sizes:
     if value <= 0 or value % num_devices:
       raise InputError(

@@ -1,12 +1,15 @@
 """What a result was made with, recorded in results.json so that a number
-can be traced and rerun: the package versions, the devices, and the git
-revision of ssljax (with whether it had uncommitted changes)."""
+can be traced and rerun: the package versions, ssljax's numerics version,
+the devices, and the git revision of ssljax (with whether it had
+uncommitted changes)."""
 import importlib.metadata
 import os
 import platform
 import subprocess
 
 import jax
+
+import ssljax
 
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint',
             'ml-collections', 'clu', 'dm-pix', 'tensorflow-datasets',
@@ -37,6 +40,7 @@ def record() -> dict:
       pass  # Not installed here (tensorflow-cpu on macOS, say).
   devices = jax.devices()
   return {'python': platform.python_version(), 'packages': versions,
+          'numerics_version': ssljax.NUMERICS_VERSION,
           'backend': jax.default_backend(),
           'device_kind': devices[0].device_kind,
           'device_count': len(devices), 'process_count': jax.process_count(),

@@ -32,7 +32,7 @@ BOOKKEEPING = (
     'train.num_epochs',  # Extends or shortens the run (and its schedule).
     'eval_batch_size',
     'evals.*',
-    'diagnostics.*',
+    'collapse.*',
     'data.data_dir',
     'data.download',
 )

@@ -201,7 +201,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     return evaluators.record(writer, workdir, step, results, chosen)
 
   # The collapse diagnostics see the same held-out views at every log.
-  num_heldout = config.diagnostics.num_images
+  num_heldout = config.collapse.num_images
   heldout = (pipe.held_out_views(splits['test'][0][:num_heldout])
              if num_heldout else None)
   warned = {}  # {measure: (step, message)}: each warning is given once.
@@ -210,7 +210,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     measures = jax.device_get(pipe.jitted_diagnostics(state, heldout))
     write_diagnostics(writer, step, measures, with_picture)
     for key, message in collapse.warnings(measures,
-                                          config.diagnostics).items():
+                                          config.collapse).items():
       if key not in warned:
         warned[key] = (step, message)
         print(f'WARNING step {step}: the run may be collapsing: {message}.',

@@ -72,8 +72,8 @@ RULES = (
     ('augment.saturation', AT_LEAST_0),
     ('augment.blur_sigma', POSITIVE),
     ('augment.blur_kernel_size', AT_LEAST_1),
-    ('diagnostics.num_images', AT_LEAST_0),  # 0 turns them off.
-    ('diagnostics.min_*_fraction', PROBABILITY),
+    ('collapse.num_images', AT_LEAST_0),  # 0 turns them off.
+    ('collapse.min_*_fraction', PROBABILITY),
     ('evals.*.every_epochs', AT_LEAST_0),
     ('evals.*.num_images', AT_LEAST_1),
     ('evals.*.num_steps', AT_LEAST_1),

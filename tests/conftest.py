@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+import golden
 from ssljax import hugepages
 
 # Keep TensorFlow (pulled in by tfds/clu) quiet and off any accelerator.
@@ -25,6 +26,12 @@ LONGEST_FIRST = ('test_multihost.py', 'test_notebook.py', 'test_sharding.py',
 BACKEND_OPTIMIZATION = '--xla_backend_optimization_level=0'
 
 
+def pytest_addoption(parser):
+  parser.addoption('--golden', choices=('check', 'record'), default='check',
+                   help='record: write what the golden tests compute into '
+                   'tests/golden.json (after bumping NUMERICS_VERSION).')
+
+
 def pytest_configure(config):
   """The tests run with the memory setup of the commands (ssljax.hugepages):
   pytest re-executes itself once, its output given back first (pytest
@@ -44,6 +51,7 @@ def pytest_configure(config):
   and -O0 saves more compile time than it costs in run time. XLA's own
   passes, which decide what is computed and in which order, run as ever.
   An XLA_FLAGS that sets the level itself is kept."""
+  golden.RECORD = config.getoption('golden') == 'record'
   flags = os.environ.get('XLA_FLAGS', '')
   if '--xla_backend_optimization_level' not in flags:
     os.environ['XLA_FLAGS'] = f'{flags} {BACKEND_OPTIMIZATION}'.strip()

@@ -4,6 +4,7 @@ against SciPy's own tests and Holm's procedure worked by hand, the run keys
 trained, and, in the slow tier, a grid trained on mock data, read back
 instead of retrained, and reported."""
 import dataclasses
+import glob
 import io
 import json
 import math
@@ -19,6 +20,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+import ssljax
+from ssljax import methods
 from ssljax.compare import report
 from ssljax.compare import runs
 from ssljax.compare import stats
@@ -71,19 +74,46 @@ def test_holm_adjustment_worked_by_hand():
                                                                      0.02])
 
 
-def test_code_digest_ignores_docstrings_and_comments_not_code(tmp_path):
-  package = tmp_path / 'package'
-  (package / 'compare').mkdir(parents=True)
-  module = package / 'loss.py'
-  module.write_text('"""Old words."""\n\ndef loss(x):\n  return x * 2\n')
-  before = runs.code_digest(str(package))
-  module.write_text('"""New words."""\n\ndef loss(x):  # Why.\n  """Doc."""'
-                    '\n  return x * 2\n')
-  assert runs.code_digest(str(package)) == before
-  (package / 'compare' / 'report.py').write_text('TITLE = 1\n')
-  assert runs.code_digest(str(package)) == before  # Reporting only.
-  module.write_text('def loss(x):\n  return x * 3\n')
-  assert runs.code_digest(str(package)) != before
+def test_run_keys_follow_the_config_and_numerics_not_the_code(tmp_path,
+                                                            monkeypatch):
+  plan = lambda: runs.plan([runs.Arm('vicreg', 'vicreg')], [0], 'smoke', [],
+                           str(tmp_path), os.path.join(ROOT, 'configs'),
+                           str(tmp_path / 'out'))[0]
+  before = plan()
+  assert before.key == runs.run_key(before.config, runs.numerics())
+  assert runs.numerics()['ssljax'] == ssljax.NUMERICS_VERSION
+  # A method added to ssljax/methods/ (a folder added to its path, as a new
+  # file there is found) changes no key.
+  (tmp_path / 'added').mkdir()
+  (tmp_path / 'added' / 'another.py').write_text('def make(config): pass\n')
+  monkeypatch.setattr(methods, '__path__',
+                      [*methods.__path__, str(tmp_path / 'added')])
+  assert 'another' in methods.names()
+  assert plan().key == before.key
+  # A bumped numerics version does, and so does a package version.
+  monkeypatch.setattr(ssljax, 'NUMERICS_VERSION', ssljax.NUMERICS_VERSION + 1)
+  assert plan().key != before.key
+  assert runs.run_key(before.config, {**runs.numerics(), 'jax': '0.0'}) != (
+      runs.run_key(before.config, runs.numerics()))
+
+
+def test_every_stored_summary_is_named_by_the_key_of_what_it_records():
+  """The committed runs are found by their key: a change of `run_key` that
+  would orphan them (and retrain ~20 CPU-hours) fails here."""
+  paths = sorted(glob.glob(os.path.join(ROOT, 'experiments', 'results',
+                                        runs.SUMMARIES, '*.json')))
+  assert len(paths) >= 48
+  for path in paths:
+    with open(path) as f:
+      results = json.load(f)['results']
+    versions = results['provenance']['packages']
+    # Runs recorded before provenance kept the version were made at 1.
+    numbers = {'ssljax': results['provenance'].get('numerics_version', 1), **{
+        name: versions[name] for name in runs.NUMERICAL_PACKAGES}}
+    config = results['config']
+    assert os.path.basename(path) == (
+        f"{config['method']['name']}-{config['preset']}-seed{config['seed']}"
+        f'-{runs.run_key(config, numbers)}.json')
 
 
 def test_arms_from_the_command_line():
@@ -305,7 +335,7 @@ _COMPARE = textwrap.dedent('''
 ''')
 TINY = ('model.width=0.0625', 'model.projector_widths=(32,32,32)',
         'train.batch_size=16', 'train.num_epochs=1.0', 'eval_batch_size=16',
-        'evals.linear_probe.num_steps=30', 'diagnostics.num_images=0')
+        'evals.linear_probe.num_steps=30', 'collapse.num_images=0')
 
 
 def _compare(tmp_path, *flags):

@@ -30,7 +30,7 @@ def test_saved_config_loads_with_tuples_and_settings_added_since(
   assert config.model.projector_widths == (32, 32, 32)
   assert config.augment.crop_scale == tuple(tiny_config.augment.crop_scale)
   assert config.method.name == 'vicreg'
-  assert config.diagnostics.num_images == 256  # The default, filled in.
+  assert config.collapse.num_images == 256  # The default, filled in.
   assert config.train.batch_size == 16
 
 

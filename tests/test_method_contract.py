@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import configs
+import golden
 from ssljax import data
 from ssljax import defaults
 from ssljax import methods
@@ -89,6 +90,9 @@ def check_contract(name, config_of):
     assert value.shape == () and np.isfinite(value), term
   assert spec(method_state) == spec(state.method_state)
   assert np.all(np.isfinite(grad)) and np.any(grad != 0)
+  # What it computes, pinned to the numerics version (tests/golden.py).
+  golden.check(f'method/{name}', (x, extras, loss, terms, method_state, grad),
+               required=False)
 
 
 @pytest.mark.parametrize('name', methods.names())

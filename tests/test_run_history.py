@@ -18,7 +18,7 @@ def _saved(config):
 def test_changes_lists_differing_keys_and_ignores_keys_added_since(
     tiny_config):
   saved = _saved(tiny_config)
-  del saved['diagnostics']  # A section a newer ssljax added.
+  del saved['collapse']  # A section a newer ssljax added.
   tiny_config.optimizer.learning_rate = 0.6
   tiny_config.augment.crop_scale = (0.3, 1.0)
   tiny_config.train.log_every_steps = 7
@@ -47,7 +47,7 @@ def test_a_change_of_computation_is_refused_naming_key_and_flag(
 @pytest.mark.parametrize('key, value', [
     ('train.log_every_steps', 5), ('train.checkpoint_every_steps', 5),
     ('train.keep_checkpoints', 9), ('train.num_epochs', 3.0),
-    ('evals.knn.k', 20), ('diagnostics.num_images', 0),
+    ('evals.knn.k', 20), ('collapse.num_images', 0),
     ('eval_batch_size', 64), ('data.data_dir', '/elsewhere')])
 def test_bookkeeping_changes_are_allowed(tiny_config, key, value):
   saved = _saved(tiny_config)
@@ -92,7 +92,7 @@ def test_resume_refuses_a_changed_config_before_loading_and_keeps_history(
     tiny_config, tmp_path):
   tiny_config.train.num_epochs = 0.5  # 2 steps.
   tiny_config.evals = {}
-  tiny_config.diagnostics.num_images = 0
+  tiny_config.collapse.num_images = 0
   with tfds.testing.mock_data(num_examples=64):
     train.train_and_evaluate(tiny_config, str(tmp_path))
   before = (tmp_path / 'config.json').read_text()

@@ -35,7 +35,7 @@ _RUN = textwrap.dedent('''
     config.train.num_epochs = 25.0
     config.train.log_every_steps = 10
     config.train.checkpoint_every_steps = 20
-    config.diagnostics.num_images = 0
+    config.collapse.num_images = 0
     config.evals = {{}}
     with tfds.testing.mock_data(num_examples=64):
       try:

@@ -86,7 +86,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_intact_one_and_ends_the_same(
     tiny_config, tmp_path, capsys):
   tiny_config.train.num_epochs = 1.0  # Checkpoints at steps 2 and 4.
   tiny_config.evals = {}
-  tiny_config.diagnostics.num_images = 0
+  tiny_config.collapse.num_images = 0
   _run(tiny_config, tmp_path)
   ckpts = tmp_path / 'checkpoints'
   expected = checkpoints.read_record(checkpoints.manager(str(ckpts)), 4)

@@ -2,12 +2,13 @@
 missing ones, and reading the finished ones back.
 
 A run is an arm (a method's config file with the arm's settings), a
-preset and a seed. Its workdir is named by a key that hashes the run's
-whole resolved config with the training code (the `ssljax` package but
-the modules that only report, parsed, so that comments and docstrings do
-not count) and the versions of the numerical packages. So a run trained
-with other code or other settings is never mixed into a table: its
-workdir stays on disk and a new one is trained. Runs are shared by every
+preset and a seed. Its workdir is named by a key of what decides its
+numbers (`run_key`): the run's whole resolved config, the versions of the
+numerical packages, and ssljax's declared `NUMERICS_VERSION`, which a
+change that alters results bumps. So a run trained with other settings, or
+by code that computes differently, is never mixed into a table: its workdir
+stays on disk and a new one is trained; and a refactor, a new module or an
+edited docstring leaves every key as it was. Runs are shared by every
 comparison under the same root (an ablation's default arm is the main
 comparison's run when the settings agree).
 
@@ -18,7 +19,6 @@ finished or failed run also leaves a summary beside the report
 over training), which is kept with the report, and a run whose workdir is
 gone is read back from it instead of trained again.
 """
-import ast
 import collections
 import dataclasses
 import hashlib
@@ -35,20 +35,16 @@ from absl import flags
 import ml_collections
 from ml_collections import config_flags
 
+import ssljax
 from ssljax import cli
 from ssljax import event_files
 from ssljax import validate
 from ssljax.errors import InputError
 
-PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Packages whose version can change a run's numbers.
 NUMERICAL_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'dm-pix', 'numpy')
 RUN_RECORD = 'compare_run.json'  # Beside results.json: sittings, failure.
 SUMMARIES = 'runs'  # Under the report's directory: WORKDIR.json per run.
-# Paths in the package that `python -m ssljax.main` does not run: the
-# comparison, the benchmark, the stand-alone evaluation command, and the
-# reader of TensorBoard events.
-NOT_TRAINING = ('compare', 'bench.py', 'evaluate.py', 'event_files.py')
 # How a run is trained: WORKDIR and the --config flags are appended.
 TRAIN_COMMAND = (sys.executable, '-m', 'ssljax.main')
 
@@ -147,38 +143,23 @@ def parse_arm(text: str) -> Arm:
   return Arm(label.strip(), words[0], tuple(words[1:]))
 
 
-def _normalised_source(path: str) -> str:
-  """The module's syntax tree without docstrings: what it computes."""
-  with open(path) as f:
-    tree = ast.parse(f.read())
-  for node in ast.walk(tree):
-    body = getattr(node, 'body', None)
-    if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-        and isinstance(body[0].value, ast.Constant)
-        and isinstance(body[0].value.value, str)):
-      node.body = body[1:] or [ast.Pass()]
-  return ast.dump(tree)
-
-
-def code_digest(package: str = PACKAGE) -> str:
-  """sha256 of the training code: every module of `package` but
-  NOT_TRAINING, docstrings and comments aside, and the versions of
-  NUMERICAL_PACKAGES."""
-  digest = hashlib.sha256()
-  for directory, subdirectories, files in os.walk(package):
-    subdirectories[:] = sorted(d for d in subdirectories
-                               if d not in NOT_TRAINING)
-    for name in sorted(f for f in files
-                       if f.endswith('.py') and f not in NOT_TRAINING):
-      path = os.path.join(directory, name)
-      digest.update(os.path.relpath(path, package).encode())
-      digest.update(_normalised_source(path).encode())
+def numerics() -> dict:
+  """What decides a run's numbers besides its config: ssljax's
+  NUMERICS_VERSION and the installed versions of NUMERICAL_PACKAGES."""
+  found = {'ssljax': ssljax.NUMERICS_VERSION}
   for name in NUMERICAL_PACKAGES:
     try:
-      digest.update(f'{name}=={importlib.metadata.version(name)}'.encode())
+      found[name] = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
       pass
-  return digest.hexdigest()
+  return found
+
+
+def run_key(config: dict, numbers: dict) -> str:
+  """The key of a run of the resolved `config` (as results.json records
+  it) under `numbers` (`numerics()`): 12 hex digits of a sha256."""
+  return hashlib.sha256(json.dumps([config, numbers], sort_keys=True)
+                        .encode()).hexdigest()[:12]
 
 
 def resolve_config(config_args: list[str]) -> ml_collections.ConfigDict:
@@ -205,7 +186,7 @@ def plan(arms: list[Arm], seeds: list[int], preset: str, settings: list[str],
   """Every run of the grid, seed by seed (so that a grid cut short has
   every arm at its first seeds), each config resolved and checked before
   anything is trained."""
-  code = code_digest()
+  numbers = numerics()
   runs = []
   for seed in seeds:
     for arm in arms:
@@ -218,8 +199,7 @@ def plan(arms: list[Arm], seeds: list[int], preset: str, settings: list[str],
                      *(f'--config.{s}' for s in (*settings, *arm.settings)))
       config = json.loads(resolve_config(list(config_args))
                           .to_json_best_effort())
-      key = hashlib.sha256(json.dumps([config, code], sort_keys=True)
-                           .encode()).hexdigest()[:12]
+      key = run_key(config, numbers)
       name = f'{arm.method}-{preset}-seed{seed}-{key}'
       runs.append(Run(arm, seed, config_args, config, key,
                       os.path.join(root, name),

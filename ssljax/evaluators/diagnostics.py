@@ -1,6 +1,6 @@
 """Collapse diagnostics of a checkpoint (`ssljax.collapse`), with its
 spectrum as a picture and the warnings the thresholds of
-`config.diagnostics` raise.
+`config.collapse` raise.
 
 The encoder features ('feature_*') are the evaluated ones, BatchNorm in
 inference mode, on the whole clean test split (RankMe needs many more images
@@ -39,7 +39,7 @@ def make(eval_config: ml_collections.ConfigDict,
     views = pipe.held_out_views(features.test_images[:eval_config.num_images])
     measures = jax.device_get(pipe.jitted_diagnostics(features.state, views))
     measures.update(jax.device_get(_spread(features.test, 'feature')))
-    found = collapse.warnings(measures, config.diagnostics)
+    found = collapse.warnings(measures, config.collapse)
     curves = {name: value for name, value in measures.items()
               if np.ndim(value)}
     result = {name: (value.tolist() if np.ndim(value) else value.item())

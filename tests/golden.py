@@ -1,0 +1,119 @@
+"""Golden numbers: what the code computed when `ssljax.NUMERICS_VERSION` was
+last set, kept in tests/golden.json, so that a change that alters results
+without bumping the version fails.
+
+A value (any pytree of arrays) is checked two ways:
+- its fingerprint, the sum and the sum of squares of each leaf in float64,
+  within TOLERANCE of the recorded one (of the leaf's norm and of its sum of
+  squares) on any machine: float32 summation order differs between CPUs
+  (AVX2, AVX-512), XLA flags and library builds, and moved them by up to
+  6e-5 (XLA's -O0 against -O2 on one host, three steps of the tiny run); a
+  changed formula, augmentation, random key or schedule moves them by far
+  more;
+- its sha256, bit for bit, where checksums were recorded for this platform
+  (`platform()`: the instruction set, jaxlib and XLA's flags decide the bits).
+
+After bumping NUMERICS_VERSION, record the values anew with
+`pytest --golden=record tests/test_golden.py tests/test_method_contract.py`;
+on another platform, the same command adds its checksums to the version's.
+"""
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import pathlib
+
+import jax
+import jaxlib
+import numpy as np
+
+import ssljax
+
+PATH = pathlib.Path(__file__).with_name('golden.json')
+TOLERANCE = 1e-3
+RECORD = False  # Set by conftest.py from --golden=record.
+
+
+def platform() -> str:
+  """What decides the exact bits of a computation on this machine."""
+  flags = ''
+  try:
+    with open('/proc/cpuinfo') as f:
+      flags = next((l for l in f if l.startswith('flags')), '')
+  except OSError:
+    pass
+  isa = next((i for i in ('amx_tile', 'avx512f', 'avx2') if f' {i}' in flags),
+             'other')
+  return (f'{jax.default_backend()} {isa}, jaxlib {jaxlib.__version__}, '
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+
+
+def fingerprint(tree) -> list[list[float]]:
+  """[sum, sum of squares] of each leaf, in float64: per leaf, so that a
+  change in a small leaf (a BatchNorm statistic) is not lost in a large
+  one (the key)."""
+  return [[float(np.sum(x, dtype=np.float64)),
+           float(np.sum(np.square(x, dtype=np.float64)))]
+          for x in map(np.asarray, jax.tree.leaves(tree))]
+
+
+def checksum(tree) -> str:
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(tree):
+    leaf = np.asarray(leaf)
+    digest.update(f'{leaf.dtype}{leaf.shape}'.encode())
+    digest.update(np.ascontiguousarray(leaf).tobytes())
+  return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _locked():
+  """The golden file, read and (when recording) written by one process at
+  a time: the xdist workers record at once."""
+  with open(PATH, 'a') as lock:  # Appends nothing: held for the lock.
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    yield json.loads(PATH.read_text()) if PATH.exists() else {}
+
+
+def check(name: str, tree, required: bool = True):
+  """Asserts that `tree` is what `name` computed at this NUMERICS_VERSION
+  (or records it, with --golden=record); a name never recorded (a method
+  added since) passes unless `required`."""
+  tree = jax.device_get(tree)
+  here, found, exact = platform(), fingerprint(tree), checksum(tree)
+  with _locked() as golden:
+    if RECORD:
+      if golden.get('numerics_version') != ssljax.NUMERICS_VERSION:
+        golden = {'numerics_version': ssljax.NUMERICS_VERSION,
+                  'fingerprints': {}, 'checksums': {}}
+      golden['fingerprints'][name] = found
+      golden['checksums'].setdefault(here, {})[name] = exact
+      PATH.write_text(json.dumps(golden, indent=1, sort_keys=True) + '\n')
+      return
+  assert golden.get('numerics_version') == ssljax.NUMERICS_VERSION, (
+      f'tests/golden.json was recorded at NUMERICS_VERSION '
+      f"{golden.get('numerics_version')}, ssljax is at "
+      f'{ssljax.NUMERICS_VERSION}: record it anew (golden.py says how).')
+  if name not in golden['fingerprints']:
+    assert not required, f'tests/golden.json has no value of {name}'
+    return
+  expected = np.asarray(golden['fingerprints'][name])
+  found = np.asarray(found)
+  assert found.shape == expected.shape, f'{name}: another number of leaves'
+  tiny = np.finfo(np.float64).tiny
+  off = np.maximum(
+      np.abs(found[:, 0] - expected[:, 0]) / np.maximum(
+          np.sqrt(expected[:, 1]), tiny),
+      np.abs(found[:, 1] - expected[:, 1]) / np.maximum(expected[:, 1], tiny))
+  assert off.max() <= TOLERANCE, (
+      f'{name} computes other numbers than at NUMERICS_VERSION '
+      f'{ssljax.NUMERICS_VERSION} (leaf {int(off.argmax())} off by '
+      f'{off.max():.2g} of its scale): if that is meant, bump the version '
+      '(stored comparison runs are keyed on it) and record anew.')
+  recorded = golden['checksums'].get(here, {}).get(name)
+  assert recorded in (None, exact), (
+      f'{name} differs in its last bits from what this platform ({here}) '
+      f'computed at NUMERICS_VERSION {ssljax.NUMERICS_VERSION}: a change of '
+      'summation order or of a formula; if meant, bump the version and '
+      'record anew.')

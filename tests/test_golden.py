@@ -1,0 +1,37 @@
+"""What a run computes, pinned to `ssljax.NUMERICS_VERSION` (tests/golden.py):
+a tiny deterministic training run, the train step jitted as training jits
+it, its every metric and its final state; a refactor that changes these
+without bumping the version fails here. Each method's inputs and loss are
+pinned by the method contract (tests/test_method_contract.py)."""
+import jax
+import numpy as np
+
+import golden
+from ssljax import data
+from ssljax import pipeline
+
+STEPS = 3
+
+
+def test_a_tiny_run_computes_what_it_computed_at_this_numerics_version(
+    tiny_config):
+  """vicreg_tico (the method with state), with the online probe (the step's
+  labelled path), from the data order to the optimizer's update."""
+  from ssljax.methods import vicreg_tico  # pylint: disable=g-import-not-at-top
+  tiny_config.method = vicreg_tico.default_config()
+  tiny_config.model.online_probe = True
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (64, 32, 32, 3), np.uint8)
+  labels = rng.integers(0, 10, 64).astype(np.int32)
+  pipe = pipeline.build(tiny_config, pipeline.data_mesh(jax.devices()[:1]),
+                        data.describe(images, labels))
+  state = pipe.initial_state()
+  on_devices = pipe.device_split(images), pipe.device_split(labels)
+  trajectory = []
+  for _ in range(STEPS):
+    perm = pipe.epoch_order(state.rng, state.step // pipe.steps_per_epoch)
+    state, metrics = pipe.jitted_train_step(state, on_devices[0], perm,
+                                            on_devices[1])
+    trajectory.append(metrics)
+  golden.check('tiny_run/metrics', trajectory)
+  golden.check('tiny_run/state', state)
