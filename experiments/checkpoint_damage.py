@@ -20,7 +20,7 @@ from absl import app
 from absl import flags
 import orbax.checkpoint as ocp
 
-from ssljax import checkpoints
+from ssljax.workdir import checkpoints
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'A workdir with checkpoints.')

@@ -6,8 +6,8 @@ ResNet-18 on 256 inputs: full width at 32x32, and the `cpu` preset's width
 forward+backward with `models.conv` against XLA's convolutions throughout,
 the two timed in alternation (this host's speed drifts by 10-30% within an
 hour, so only interleaved timings compare). Both measure change 1 alone:
-`models.conv` is traced with `conv.only('taps')` (no Winograd, no patches;
-those have experiments/conv_winograd.py and conv_patches.py).
+`models.conv` allows the taps only, `conv.using('taps')` (no Winograd, no
+patches; those have experiments/conv_winograd.py and conv_patches.py).
 
   python experiments/conv_kernel_grad.py [--encoder_repeats=N]
 """
@@ -42,9 +42,8 @@ def encoder_ab(width, size, repeats):
   x = jax.random.normal(jax.random.PRNGKey(0), (256, size, size, 3))
   steps = {}
   for name, fn in (('xla', lax.conv_general_dilated),
-                   ('taps', conv.conv_general_dilated)):
-    resnet.conv_general_dilated = fn  # Read when the model is traced.
-    model = resnet.BACKBONES['resnet18'](width=width)
+                   ('taps', conv.using('taps'))):  # Change 1 alone.
+    model = resnet.BACKBONES['resnet18'](width=width, convolution=fn)
     variables = model.init(jax.random.PRNGKey(1), x, train=True)
 
     def loss(params, model=model, variables=variables):
@@ -52,10 +51,8 @@ def encoder_ab(width, size, repeats):
                          mutable=['batch_stats'])
       return jnp.sum(h * h)
 
-    with conv.only('taps'):  # Change 1 alone: no Winograd, no patches.
-      grad = jax.jit(jax.grad(loss)).lower(variables['params']).compile()
+    grad = jax.jit(jax.grad(loss)).lower(variables['params']).compile()
     steps[name] = (grad, variables['params'])
-  resnet.conv_general_dilated = conv.conv_general_dilated
   times = {name: [] for name in steps}
   for _ in range(repeats + 1):
     for name, (grad, params) in steps.items():
@@ -88,11 +85,9 @@ def main():
       reference, ours = xla(x, w, grad), taps(x, w, grad)
       error = float(np.max(np.abs(ours - reference)) / np.max(np.abs(reference)))
       assert error < 1e-4, (h, cin, cout, k, s, error)
-      used = []  # The rule is applied while `jit` traces the layer.
-      jax.eval_shape(lambda x, w: used.append(conv.taps_are_faster(  # pylint: disable=cell-var-from-loop
-          x, w, (s, s), None, None, lax.conv_dimension_numbers(
-              x.shape, w.shape, NHWC), 1)) or x, x, w)
-      used = used[0]
+      used = conv.taps_are_faster(x, w, (s, s), None, None,
+                                  lax.conv_dimension_numbers(
+                                      x.shape, w.shape, NHWC), 1)
       fwd_ms, input_ms, xla_ms, taps_ms = (median_ms(forward, x, w),
                                            median_ms(xla_input, x, w, grad),
                                            median_ms(xla, x, w, grad),

@@ -53,9 +53,9 @@ def main(argv):
     dims = lax.conv_dimension_numbers(x.shape, kernel.shape, NHWC)
 
     def before(x, kernel):
-      with conv.only('taps'):
-        return conv.conv_general_dilated(x, kernel, (s, s), pads,
-                                         dimension_numbers=dims)
+      return conv.conv_general_dilated(x, kernel, (s, s), pads,
+                                       dimension_numbers=dims,
+                                       formulations=('taps',))
     candidates = {'before': fwd_bwd(before)}
     per_image = dy.shape[1] * dy.shape[2] * k * k * c_in
     for values in (2**18, 2**19, 2**20):
@@ -75,10 +75,7 @@ def main(argv):
         times[name].append(1e3 * (time.perf_counter() - start))
     ms = {name: float(np.median(t)) for name, t in times.items()}
     best = min(ms[c] for c in candidates if c != 'before')
-    chosen = []  # The choice is made while `jit` traces the layer.
-    jax.eval_shape(lambda x, k: chosen.append(conv.patches_chunk(
-        x, k, (s, s), None, None, dims, 1)) or x, x, kernel)
-    chosen = chosen[0]
+    chosen = conv.patches_chunk(x, kernel, (s, s), None, None, dims, 1)
     print(f'| {side}, {c_in} -> {c_out}, {k}x{k}, s{s} | {ms["before"]:.1f} | '
           + ', '.join(f'{ms[c]:.1f} ({c})' for c in candidates
                       if c != 'before')

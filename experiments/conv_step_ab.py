@@ -12,15 +12,18 @@ The variants:
   winograd  and Winograd where `winograd_plan` says so
   patches   and the patch products where `patches_chunk` says so: all of
             `models.conv` as it is
-Each is its own pipeline (`ssljax.pipeline`), compiled with the switch set,
-then timed with `ssljax.bench.time_interleaved`: the variants take turns, so
-the host's drift (10-30% within an hour here) falls on all alike, and the
-ratios hold. Data are random uint8 images, as in `ssljax.bench`.
+Each is its own train step (`ssljax.step`), its encoder built with
+`conv.using(...)` of the variant's formulations, then timed with
+`ssljax.bench.time_interleaved`: the variants take turns, so the host's
+drift (10-30% within an hour here) falls on all alike, and the ratios
+hold. Data are random uint8 images, as in `ssljax.bench`.
 """
 
 if __name__ == '__main__':  # As the commands run: see ssljax.hugepages.
   from ssljax import hugepages
   hugepages.reexec()
+
+import dataclasses
 
 from absl import app
 from absl import flags
@@ -30,7 +33,8 @@ import numpy as np
 
 from ssljax import bench
 from ssljax import data
-from ssljax import pipeline
+from ssljax import hosts
+from ssljax import step as step_lib
 from ssljax.models import conv
 
 FLAGS = flags.FLAGS  # --config, --steps and --repeats are ssljax.bench's.
@@ -43,13 +47,16 @@ VARIANTS = {  # The formulations of `models.conv` each variant switches on.
 
 
 def compiled_variants(config, name):
-  """The train step and the encoder's forward+backward of `config`, traced
-  and compiled with variant `name`'s formulations."""
+  """The train step and the encoder's forward+backward of `config`, its
+  encoder computing with variant `name`'s formulations, compiled."""
   batch = config.train.batch_size
   host_images = np.random.default_rng(0).integers(
       0, 256, (8 * batch, 32, 32, 3), np.uint8)
-  pipe = pipeline.build(config, pipeline.data_mesh(), data.describe(
+  pipe = step_lib.build(config, hosts.data_mesh(), data.describe(
       host_images, np.arange(len(host_images)) % 10))
+  pipe = dataclasses.replace(pipe, model=pipe.model.clone(
+      encoder=pipe.model.encoder.clone(
+          convolution=conv.using(*VARIANTS[name]))))
   images = pipe.device_split(host_images)
   perm = jax.device_put(jnp.arange(len(host_images)), pipe.replicated)
   state = pipe.initial_state()
@@ -61,9 +68,8 @@ def compiled_variants(config, name):
 
   encoder = jax.jit(lambda p, x: (jax.tree.map(
       lambda a, g: a - 1e-9 * g, p, jax.grad(encoder_loss)(p, x)), x))
-  with conv.only(*VARIANTS[name]):
-    step = pipe.jitted_train_step.lower(state, images, perm, None).compile()
-    encoder = encoder.lower(state.params, x).compile()
+  step = pipe.jitted.lower(state, images, perm, None).compile()
+  encoder = encoder.lower(state.params, x).compile()
   return {  # The step donates its state: it gets a copy.
       f'{name} train_step': (lambda s, i, p: (step(s, i, p, None)[0], i, p),
                              (jax.tree.map(jnp.copy, state), images, perm)),

@@ -35,10 +35,9 @@ LAYERS = [(32, 64), (16, 128), (8, 256), (4, 512),
 def today(x, kernel):
   """`models.conv` as it was before Winograd: XLA's forward and input
   gradient, the kernel gradient by taps where `taps_are_faster`."""
-  with conv.only('taps'):
-    return conv.conv_general_dilated(
-        x, kernel, (1, 1), 'SAME', dimension_numbers=lax.conv_dimension_numbers(
-            x.shape, kernel.shape, NHWC))
+  return conv.conv_general_dilated(
+      x, kernel, (1, 1), 'SAME', dimension_numbers=lax.conv_dimension_numbers(
+          x.shape, kernel.shape, NHWC), formulations=('taps',))
 
 
 def fwd_and_fwd_bwd(fn):
@@ -80,11 +79,9 @@ def main(argv):
           jax.block_until_ready(fns[part](*args))
           times[name, part].append(1e3 * (time.perf_counter() - start))
     ms = {k: float(np.median(v)) for k, v in times.items()}
-    plans = []  # The plan is made while `jit` traces the layer.
-    jax.eval_shape(lambda x, k: plans.append(conv.winograd_plan(
-        x, k, (1, 1), 'SAME', None, None, lax.conv_dimension_numbers(
-            x.shape, k.shape, NHWC), 1)) or x, x, kernel)
-    plan = plans[0]
+    plan = conv.winograd_plan(x, kernel, (1, 1), 'SAME', None, None,
+                              lax.conv_dimension_numbers(
+                                  x.shape, kernel.shape, NHWC), 1)
     chosen = f'F{plan[0]} chunk {plan[1]}' if plan else 'today'
     gflop = 2 * 256 * side * side * 9 * channels**2 / 1e9
     for name in jitted:

@@ -22,7 +22,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-from ssljax.event_files import scalar_events  # pylint: disable=g-import-not-at-top
+from ssljax.workdir.events import scalar_events  # pylint: disable=g-import-not-at-top
 
 PROBES = {'linear_probe/test_accuracy': 'standard probe',
           'multiscale_probe/test_accuracy': 'multi-scale probe'}

@@ -19,12 +19,14 @@ from ml_collections import config_flags
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from ssljax import checkpoints
 from ssljax import data
 from ssljax import evaluators
-from ssljax import pipeline
+from ssljax import features
+from ssljax import hosts
+from ssljax import step as step_lib
 from ssljax import train
 from ssljax.evaluators import linear_probe
+from ssljax.workdir import checkpoints
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (and preset).')
@@ -64,9 +66,8 @@ def main(argv):
   del argv
   config = FLAGS.config
   splits = train.load_splits(config)
-  pipe = pipeline.build(config, pipeline.data_mesh(),
-                        data.describe(splits['train'][0]))
-  state = pipe.initial_state()
+  mesh, info = hosts.data_mesh(), data.describe(splits['train'][0])
+  state = step_lib.build(config, mesh, info).initial_state()
   if FLAGS.workdir:
     state, _, _ = checkpoints.resume(
         checkpoints.manager(f'{FLAGS.workdir}/checkpoints'), state)
@@ -74,7 +75,9 @@ def main(argv):
     args = tuple(np.load(FLAGS.features_cache)[k] for k in _CACHED)
   else:
     start = time.time()
-    args = tuple(evaluators.encoder_features(pipe, state, splits))
+    encoder = features.encoder(config, mesh, info)
+    args = (encoder.extract(state, splits['train'][0]), splits['train'][1],
+            encoder.extract(state, splits['test'][0]), splits['test'][1])
     print(f'features {args[0].shape} in {time.time() - start:.0f} s',
           flush=True)
     if FLAGS.features_cache:

@@ -68,7 +68,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ssljax import data
-from ssljax import pipeline
+from ssljax import hosts
+from ssljax import step as step_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_float('width', 1.0, 'Channel multiplier (1 = ResNet-18).')
@@ -217,17 +218,17 @@ def main(argv):
   batch = config.train.batch_size
   host_images = np.random.default_rng(0).integers(
       0, 256, (8 * batch, 32, 32, 3), np.uint8)  # As bench: 8 steps an epoch.
-  pipe = pipeline.build(config, pipeline.data_mesh(), data.describe(
+  train_step = step_lib.build(config, hosts.data_mesh(), data.describe(
       host_images, np.arange(len(host_images)) % 10))
-  images = pipe.device_split(host_images)
-  perm = jax.device_put(jnp.arange(len(host_images)), pipe.replicated)
-  state = [pipe.initial_state()]
+  images = train_step.device_split(host_images)
+  perm = jax.device_put(jnp.arange(len(host_images)), train_step.replicated)
+  state = [train_step.initial_state()]
 
   def jax_phase():  # Each step blocks: a step takes seconds, a sync
     seconds = []   # microseconds.
     for _ in range(FLAGS.steps):
       start = time.perf_counter()
-      state[0] = pipe.jitted_train_step(state[0], images, perm, None)[0]
+      state[0] = train_step.jitted(state[0], images, perm, None)[0]
       jax.block_until_ready(state[0])
       seconds.append(time.perf_counter() - start)
     return seconds
@@ -236,11 +237,11 @@ def main(argv):
   if FLAGS.start_method == 'forkserver':  # Python 3.11's does not preload
     # __main__ (it reads a misnamed key): preload its imports, or each worker
     # imports them all again, for seconds.
-    context.set_forkserver_preload(['jax', 'ssljax.pipeline', 'torch',
+    context.set_forkserver_preload(['jax', 'ssljax.step', 'torch',
                                     'torchvision.transforms.v2'])
   loader = torch.utils.data.DataLoader(
       TwoViews(host_images, (FLAGS.steps + 2 * FLAGS.workers) * batch,
-               torch_augment(config.augment, pipe.train_info)),
+               torch_augment(config.augment, train_step.train_info)),
       batch_size=batch, shuffle=True, drop_last=True,
       num_workers=FLAGS.workers, multiprocessing_context=context
       if FLAGS.workers else None)  # Workers not persistent: see above.

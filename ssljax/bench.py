@@ -10,7 +10,7 @@ the table shows the median and the spread (min-max) of ms per call:
   encoder_fwd_bwd the encoder's forward and backward on those inputs only
   heads_loss_update  projector/predictor, loss and optimizer on fixed encoder
                   features (and fixed target-network outputs)
-each a part of the run's own pipeline (`ssljax.pipeline`), and, once, the
+each a part of the run's own train step (`ssljax.step`), and, once, the
 matrix-multiply ceiling (square float32 products, or the compute dtype on
 GPU/TPU), feature extraction of --probe_examples images, the linear
 probe and kNN on those features, and the collapse diagnostics of a log
@@ -23,6 +23,7 @@ if __name__ == '__main__':  # Before JAX loads: see ssljax.hugepages.
   from ssljax import hugepages
   hugepages.reexec()
 
+import dataclasses
 import functools
 import json
 import resource
@@ -38,11 +39,13 @@ import optax
 
 from ssljax import data
 from ssljax import evaluators
+from ssljax import features as features_lib
+from ssljax import hosts
 from ssljax import models
-from ssljax import pipeline
+from ssljax import step as step_lib
+from ssljax import validate
 from ssljax.evaluators import knn
 from ssljax.evaluators import linear_probe
-from ssljax.models import conv
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (and preset).')
@@ -110,59 +113,65 @@ def run(config, steps: int = 5, repeats: int = 5,
   host_images = np.random.default_rng(0).integers(
       0, 256, (8 * batch, 32, 32, 3), np.uint8)  # An epoch of 8 steps.
   host_labels = np.arange(len(host_images)) % 10
-  pipe = pipeline.build(config, pipeline.data_mesh(),
-                        data.describe(host_images, host_labels))
-  images = pipe.device_split(host_images)
-  labels = (None if pipe.model.classifier is None else
-            pipe.device_split(host_labels))
-  perm = jax.device_put(jnp.arange(len(host_images)), pipe.replicated)
-  state = pipe.initial_state()
+  validate.check(config)
+  mesh, info = hosts.data_mesh(), data.describe(host_images, host_labels)
+  train_step = step_lib.build(config, mesh, info)
+  images = train_step.device_split(host_images)
+  labels = (None if train_step.model.classifier is None else
+            train_step.device_split(host_labels))
+  perm = jax.device_put(jnp.arange(len(host_images)), train_step.replicated)
+  state = train_step.initial_state()
   results = {'config': config.method.name, 'batch_size': batch,
              'devices': [str(d) for d in jax.devices()]}
   variants = {}  # Timed together at the end, taking turns.
 
   # Full step, with its compile time.
   start = time.perf_counter()
-  pipe.jitted_train_step.lower(state, images, perm, labels).compile()
+  train_step.jitted.lower(state, images, perm, labels).compile()
   results['compile_seconds'] = time.perf_counter() - start
 
   # The method's inputs of the batch alone (two augmented views, rotations,
   # patches...); each call the next step's.
   inputs = jax.jit(lambda s, i, p: (s.replace(step=s.step + 1),
-                                    pipe.inputs(s, i, p)))
+                                    train_step.inputs(s, i, p)))
   variants['augment'] = (lambda s, i, p: (inputs(s, i, p)[0], i, p),
                          (state, images, perm))
-  x, extras = jax.jit(pipe.inputs)(state, images, perm)
+  x, extras = jax.jit(train_step.inputs)(state, images, perm)
   results['encoder_inputs'] = list(x.shape)
 
   # The encoder's forward + backward alone.
-  def encoder_loss(params, x):
-    h, _ = pipe.encoder_forward(params, state.batch_stats, x)
+  def encoder_loss(params, x, step=train_step):
+    h, _ = step.encoder_forward(params, state.batch_stats, x)
     return jnp.sum(h ** 2)
 
   encoder_step = jax.jit(lambda p, x: (jax.tree.map(
       lambda a, g: a - 1e-9 * g, p, jax.grad(encoder_loss)(p, x)), x))
   variants['encoder_fwd_bwd'] = (encoder_step, (state.params, x))
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
-  forward = jax.jit(lambda p, x: pipe.encoder_forward(p, state.batch_stats,
+  forward = jax.jit(lambda p, x: train_step.encoder_forward(p, state.batch_stats,
                                                       x)[0])
-  with conv.only():  # The direct convolution's FLOPs, whatever computes it.
-    results['encoder_flops_per_image'] = flops_of(
-        jax.jit(lambda p, x: pipe.model.apply(
-            {**variables, 'params': p}, x, method=models.SSLModel.features)),
-        state.params, x) / len(x)
-    results['encoder_fwd_bwd_flops_per_image'] = flops_of(
-        jax.jit(jax.grad(encoder_loss)), state.params, x) / len(x)
+  # The direct convolution's FLOPs, whatever computes it: the same parameters
+  # in the model built with XLA's convolution.
+  direct = dataclasses.replace(train_step, model=train_step.model.clone(
+      encoder=train_step.model.encoder.clone(
+          convolution=jax.lax.conv_general_dilated)))
+  results['encoder_flops_per_image'] = flops_of(
+      jax.jit(lambda p, x: direct.model.apply(
+          {**variables, 'params': p}, x, method=models.SSLModel.features)),
+      state.params, x) / len(x)
+  results['encoder_fwd_bwd_flops_per_image'] = flops_of(
+      jax.jit(jax.grad(functools.partial(encoder_loss, step=direct))),
+      state.params, x) / len(x)
 
   # Heads, loss and optimizer on fixed encoder features (and fixed targets).
   h = forward(state.params, x)
-  extras = {**extras, **jax.jit(pipe.targets)(state, x)}
+  extras = {**extras, **jax.jit(train_step.targets)(state, x)}
 
   @jax.jit
   def heads_update(params, opt_state, h):
-    grads = jax.grad(lambda p: pipe.head_loss(
+    grads = jax.grad(lambda p: train_step.head_loss(
         p, state.batch_stats, state.method_state, h, extras)[0])(params)
-    updates, opt_state = pipe.optimizer.update(grads, opt_state, params)
+    updates, opt_state = train_step.optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, h
 
   variants['heads_loss_update'] = (heads_update,
@@ -175,10 +184,9 @@ def run(config, steps: int = 5, repeats: int = 5,
   results['matmul_flops_per_second'] = matmul_ceiling(dtype)
   many = np.random.default_rng(1).integers(
       0, 256, (probe_examples, 32, 32, 3), np.uint8)
+  encoder = features_lib.encoder(config, mesh, info)
   start = time.perf_counter()
-  features = evaluators.extract_features(
-      functools.partial(pipe.jitted_features, variables), many,
-      config.eval_batch_size)
+  features = encoder.extract(state, many)
   results['feature_extraction_seconds'] = time.perf_counter() - start
   classes = np.random.default_rng(2).integers(0, 10, len(features))
   probe = linear_probe.make(config.evals.linear_probe, config).run(
@@ -194,11 +202,11 @@ def run(config, steps: int = 5, repeats: int = 5,
   # The collapse diagnostics the loop runs at every log.
   num_heldout = config.collapse.num_images
   if num_heldout:
-    heldout = pipe.jitted_diagnostic_views(np.random.default_rng(3).integers(
+    heldout = encoder.held_out_views(np.random.default_rng(3).integers(
         0, 256, (num_heldout, 32, 32, 3), np.uint8))
 
     def diagnose(s, images):
-      jax.block_until_ready(pipe.jitted_diagnostics(s, images))
+      jax.block_until_ready(encoder.jitted_collapse_measures(s, images))
       return s, images
 
     variants['diagnostics'] = (diagnose, (state, heldout))
@@ -206,7 +214,7 @@ def run(config, steps: int = 5, repeats: int = 5,
 
   # The step donates its state: it gets a copy of the one the others read.
   variants['train_step'] = (
-      lambda s, i, p: (pipe.jitted_train_step(s, i, p, labels)[0], i, p),
+      lambda s, i, p: (train_step.jitted(s, i, p, labels)[0], i, p),
       (jax.tree.map(jnp.copy, state), images, perm))
   results.update(time_interleaved(variants, steps, repeats))
   results['peak_host_memory_gb'] = resource.getrusage(

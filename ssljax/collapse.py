@@ -52,15 +52,23 @@ def rankme(sigma: jax.Array, eps: float = 1e-7) -> jax.Array:
   return jnp.exp(-jnp.sum(p * jnp.log(p)))
 
 
-def l2_normalize(x: jax.Array) -> jax.Array:
-  """Rows scaled to unit norm; a zero row stays zero."""
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+# The smallest norm `l2_normalize` divides by where a zero row must stay zero.
+ZERO_SAFE = 1e-12
+
+
+def l2_normalize(x: jax.Array, eps: float = 0.0) -> jax.Array:
+  """Rows scaled to unit Euclidean norm. With eps > 0 (ZERO_SAFE) a norm
+  below eps is raised to it, so that a zero row stays zero: the diagnostics
+  and evaluators measure collapsed representations too. The losses use
+  eps = 0, their papers' formula (`methods.common` imports this one)."""
+  norm = jnp.linalg.norm(x, axis=1, keepdims=True)
+  return x / (jnp.maximum(norm, eps) if eps else norm)
 
 
 def alignment(x: jax.Array, y: jax.Array, alpha: float = 2.0) -> jax.Array:
   """E |f(x_i) - f(y_i)|^alpha over positive pairs, f L2-normalised (Wang &
   Isola 2020, eq. 4): 0 when both views map to the same point."""
-  diff = l2_normalize(x) - l2_normalize(y)
+  diff = l2_normalize(x, ZERO_SAFE) - l2_normalize(y, ZERO_SAFE)
   return jnp.mean(jnp.linalg.norm(diff, axis=1) ** alpha)
 
 
@@ -68,7 +76,7 @@ def uniformity(x: jax.Array, t: float = 2.0) -> jax.Array:
   """log E exp(-t |f(x_i) - f(x_j)|^2) over distinct pairs i < j, f
   L2-normalised (Wang & Isola 2020, eq. 5): 0 under complete collapse, more
   negative the more uniformly the points cover the sphere."""
-  f = l2_normalize(x)
+  f = l2_normalize(x, ZERO_SAFE)
   sq_dist = jnp.maximum(2.0 - 2.0 * f @ f.T, 0.0)
   n = x.shape[0]
   pairs = jnp.triu(jnp.ones((n, n), bool), k=1)
@@ -82,7 +90,7 @@ def spread(x: jax.Array, prefix: str) -> dict[str, jax.Array]:
   `<prefix>_<measure>`."""
   sigma = singular_values(x)
   std = jnp.std(x, axis=0)
-  normalized_std = jnp.std(l2_normalize(x), axis=0)
+  normalized_std = jnp.std(l2_normalize(x, ZERO_SAFE), axis=0)
   return {f'{prefix}_dim': jnp.asarray(x.shape[1]),
           f'{prefix}_std_min': jnp.min(std),
           f'{prefix}_std_mean': jnp.mean(std),

@@ -12,7 +12,8 @@ Presets trade scale for time and keep one file per method:
   cpu10, cpu30, cpu120: `cpu`'s model and augmentation trained for as
          many epochs as 10 (30, 120) minutes of wall time on a 2-core CPU
          allow, evaluation included (each method's config passes its
-         measured training rate to `use_cpu_budget`), probed (linear probe
+         measured training rate to `use_cpu_budget`; a config that gives
+         none has no budget presets), probed (linear probe
          and kNN) at each quarter of the run. cpu30 and cpu120 are also read
          out by the multi-scale probe at the end
          (`evaluators.multiscale_probe`); cpu10, the budget on which
@@ -52,12 +53,12 @@ import ml_collections
 
 from ssljax import augment
 from ssljax import collapse
+from ssljax.errors import InputError
 from ssljax.evaluators import diagnostics
 from ssljax.evaluators import knn
 from ssljax.evaluators import linear_probe
 from ssljax.evaluators import multiscale_probe
 from ssljax.evaluators import online_probe
-from ssljax.errors import InputError
 
 PRESETS = ('full', 'cpu', 'cpu10', 'cpu30', 'cpu120', 'smoke', 'gpu', 'tpu')
 # Wall-clock budgets on a 2-core CPU, in minutes; each trains at `cpu`'s scale.
@@ -170,7 +171,10 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
     if preset in MULTISCALE_BUDGETS:
       config.evals.multiscale_probe = multiscale_probe.default_config()
     if preset in CPU_BUDGETS:
-      # The schedule is the method's (`use_cpu_budget`).
+      # The length is the method's measured rate's (`use_cpu_budget`);
+      # until a method's config gives one, it is unknown (NaN) and the
+      # preset is refused (`validate.check`) rather than guessed.
+      config.train.num_epochs = float('nan')
       config.train.log_every_steps = 50
       config.train.checkpoint_every_steps = 500
   elif preset == 'smoke':

@@ -24,14 +24,17 @@ from absl import flags
 from clu import metric_writers
 import ml_collections
 
-from ssljax import checkpoints
 from ssljax import cli
 from ssljax import data
 from ssljax import defaults
 from ssljax import evaluators
-from ssljax import pipeline
+from ssljax import features as features_lib
+from ssljax import hosts
+from ssljax import step as step_lib
 from ssljax import train
+from ssljax import validate
 from ssljax.errors import InputError
+from ssljax.workdir import checkpoints
 
 DEFAULT_EVALS = ('linear_probe', 'knn', 'diagnostics', 'feature_map',
                  'online_probe')
@@ -112,6 +115,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   `apply_settings`); returns what DIR/eval/<step>.json holds."""
   config = load_config(workdir)
   apply_settings(config, chosen, list(settings))
+  validate.check(config)
   evals = evaluators.make_all(config, chosen)
   directory = os.path.join(workdir, 'checkpoints')
   manager = (checkpoints.manager(directory) if os.path.isdir(directory)
@@ -124,13 +128,14 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
     raise InputError(f'{directory} holds no checkpoint of step {step}; '
                      f'it holds steps {steps}.')
   splits = train.load_splits(config)
-  pipe = pipeline.build(config, pipeline.data_mesh(),
-                        data.describe(*splits['train']))
-  state, _ = checkpoints.restore(manager, pipe.initial_state(), step)
+  mesh, info = hosts.data_mesh(), data.describe(*splits['train'])
+  state, _ = checkpoints.restore(
+      manager, step_lib.build(config, mesh, info).initial_state(), step)
   writer = metric_writers.create_default_writer(
       os.path.join(workdir, 'eval'), just_logging=False)
   record = evaluators.record(
-      writer, workdir, step, evaluators.evaluate(pipe, state, splits, evals),
+      writer, workdir, step, evaluators.evaluate(
+          features_lib.encoder(config, mesh, info), state, splits, evals),
       evals)
   writer.flush()
   return record

@@ -1,7 +1,7 @@
 """Several processes, one per host, as JAX's multi-controller model runs them.
 
 Every process runs the same program on its own devices; the mesh spans all
-of them (`pipeline.data_mesh`), and a jitted step over it is one global
+of them (`data_mesh`), and a jitted step over it is one global
 computation. What differs between processes is only which rows of a global
 array each one holds, and who writes: process 0 writes the logs, results and
 history; orbax writes checkpoints from every process as it is designed to.
@@ -11,6 +11,7 @@ import os
 
 import jax
 from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import numpy as np
 
 from ssljax.errors import InputError
@@ -56,17 +57,37 @@ def is_main() -> bool:
   return jax.process_index() == 0
 
 
+def data_mesh(devices=None) -> Mesh:
+  """A one-axis mesh over `devices` (default: all, of every process): the
+  batch and the training split are split on 'data', parameters are
+  replicated. The devices are ordered by process, so that each process
+  holds one block of rows of a split array."""
+  devices = jax.devices() if devices is None else devices
+  return Mesh(np.array(sorted(devices, key=lambda d: (d.process_index, d.id))),
+              ('data',))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """Whole on every device of the mesh (parameters, the train state)."""
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def split_rows(mesh: Mesh) -> NamedSharding:
+  """Split on the leading (batch) axis over the mesh."""
+  return NamedSharding(mesh, PartitionSpec('data'))
+
+
 def local_rows(sharding: jax.sharding.Sharding, num_rows: int) -> slice:
   """The rows of an array [num_rows, ...] split on its leading axis by
   `sharding` that this process's devices hold: one contiguous block, as
-  `pipeline.data_mesh` orders the devices by process."""
+  `data_mesh` orders the devices by process."""
   starts, stops = zip(*[(index[0].start or 0, index[0].stop or num_rows)
                         for index in sharding.addressable_devices_indices_map(
                             (num_rows,)).values()])
   block = slice(min(starts), max(stops))
   if sum(b - a for a, b in set(zip(starts, stops))) < block.stop - block.start:
     raise ValueError('This process holds rows that are not one block; build '
-                     'the mesh with pipeline.data_mesh.')
+                     'the mesh with hosts.data_mesh.')
   return block
 
 

@@ -60,8 +60,7 @@ def check_name(config: ml_collections.ConfigDict):
 def create_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int,
                      total_steps: int
                      ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """Returns the optimizer named by `config.optimizer.name` and its schedule
-  over a run of `total_steps`."""
-  check_name(config)
+  """Returns the optimizer named by `config.optimizer.name` (checked by
+  `validate.check`) and its schedule over a run of `total_steps`."""
   schedule = learning_rate_schedule(config, steps_per_epoch, total_steps)
   return OPTIMIZERS[config.optimizer.name](schedule, config.optimizer), schedule

@@ -1,9 +1,12 @@
 """The training loop: `train_and_evaluate(config, workdir)`.
 
-It loads the data onto the devices, builds the run (`pipeline.build`),
-resumes from the workdir's latest checkpoint, steps the jitted train step,
-logs every metric the step returns to TensorBoard, checkpoints with orbax,
-runs the evaluators `config.evals` lists, and writes results.json.
+As in Flax's examples/imagenet, the loop is a step followed by independent
+periodic blocks: the interval's metrics (summed on the device, read at a
+log), the log (TensorBoard, the collapse watch, a progress line), the
+checkpoint, the stop a signal asks for, and the evaluations; each is an
+object or a function below. Around the loop: the config is checked once,
+the workdir held, the resume checked once against the checkpoint's config,
+and the results written by one function.
 """
 import contextlib
 import json
@@ -18,19 +21,20 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ssljax import checkpoints
 from ssljax import collapse
 from ssljax import data
 from ssljax import defaults
 from ssljax import evaluators
+from ssljax import features as features_lib
 from ssljax import hosts
 from ssljax import pictures
-from ssljax import pipeline
-from ssljax import provenance
-from ssljax import run_history
-from ssljax import run_lock
+from ssljax import step as step_lib
 from ssljax import validate
 from ssljax.errors import InputError
+from ssljax.workdir import checkpoints
+from ssljax.workdir import history as history_lib
+from ssljax.workdir import lock
+from ssljax.workdir import provenance
 
 
 class TrainingDiverged(InputError):
@@ -50,17 +54,54 @@ def first_nonfinite(first: dict, metrics: dict, step: jax.Array) -> dict:
           for k, v in metrics.items()}
 
 
-def divergence_message(first: dict, means: dict, start: int, step: int
-                       ) -> str:
-  """Which metrics went non-finite first, and at which step, in words."""
-  bad = {k: int(s) for k, s in first.items() if s >= 0}
-  at = min(bad.values())
-  names = ', '.join(sorted(k for k, s in bad.items() if s == at))
-  return (f'The loss became {means["loss"]} between steps {start} and {step}: '
-          f'first non-finite at step {at}: {names}; this interval\'s metrics '
-          'are logged, and nothing after the last finite log was '
-          'checkpointed. Lower --config.optimizer.learning_rate or the loss '
-          'weights, then resume or start afresh.')
+class IntervalMetrics:
+  """The step metrics since the last log: summed on the device, with the
+  first step at which each went non-finite, and the interval's training
+  time (evaluations excluded). `close` is the loop's one host
+  synchronisation."""
+
+  def __init__(self, batch_size: int, step: int):
+    self.batch_size = batch_size
+    self.train_seconds = 0.0  # Over every closed interval.
+    self._open(step)
+
+  def _open(self, step: int):
+    self.sums, self.first_bad, self.steps = None, None, 0
+    self.start_step, self.start_time = step, time.time()
+
+  def add(self, metrics: dict, step: int):
+    self.steps += 1
+    self.sums = metrics if self.sums is None else jax.tree.map(
+        jnp.add, self.sums, metrics)
+    self.first_bad = first_nonfinite(
+        self.first_bad or {k: jnp.int32(-1) for k in metrics}, metrics, step)
+
+  def exclude(self, seconds: float):
+    """Leaves `seconds` (an evaluation's) out of the training time."""
+    self.start_time += seconds
+
+  def close(self, step: int) -> tuple[dict, str | None]:
+    """(the interval's means and images per second, then a new interval;
+    where the loss is not finite, what went non-finite first, in words)."""
+    means = {k: float(v) / self.steps
+             for k, v in jax.device_get(self.sums).items()}
+    divergence = None
+    if not np.isfinite(means['loss']):
+      bad = {k: int(s) for k, s in jax.device_get(self.first_bad).items()
+             if s >= 0}
+      at = min(bad.values())
+      names = ', '.join(sorted(k for k, s in bad.items() if s == at))
+      divergence = (
+          f'The loss became {means["loss"]} between steps {self.start_step} '
+          f'and {step}: first non-finite at step {at}: {names}; this '
+          "interval's metrics are logged, and nothing after the last finite "
+          'log was checkpointed. Lower --config.optimizer.learning_rate or '
+          'the loss weights, then resume or start afresh.')
+    seconds = time.time() - self.start_time
+    self.train_seconds += seconds
+    means['images_per_second'] = self.steps * self.batch_size / seconds
+    self._open(step)
+    return means, divergence
 
 
 @contextlib.contextmanager
@@ -82,6 +123,15 @@ def stop_requests():
       signal.signal(s, handler)
 
 
+def stop_agreed(stops: list, step: int, log_every: int) -> bool:
+  """Whether to stop after `step`: a signal was received; with several
+  processes, all stop together at the next log step at which any one of
+  them has received one."""
+  if jax.process_count() == 1:
+    return bool(stops)
+  return step % log_every == 0 and hosts.any_process(bool(stops))
+
+
 def due_evaluations(eval_every: dict[str, int], step: int,
                     total_steps: int) -> list[str]:
   """The evaluators ({name: period in steps, 0 for none}) whose period ends
@@ -93,6 +143,68 @@ def due_evaluations(eval_every: dict[str, int], step: int,
           if every and step % every == 0 and 2 * (total_steps - step) >= every]
 
 
+def evaluation_schedule(config: ml_collections.ConfigDict,
+                        steps_per_epoch: int, total_steps: int
+                        ) -> dict[int, list[str]]:
+  """{step: the evaluators due then} of the periodic evaluations."""
+  every = {name: round(cfg.get('every_epochs', 0) * steps_per_epoch)
+           for name, cfg in config.evals.items()}
+  due = {step: due_evaluations(every, step, total_steps)
+         for step in range(1, total_steps + 1)}
+  return {step: names for step, names in due.items() if names}
+
+
+class EpochOrder:
+  """The data order of the epoch a step is in, made once per epoch from the
+  run's key."""
+
+  def __init__(self, train_step: step_lib.TrainStep):
+    self.train_step, self.epoch, self.order = train_step, None, None
+
+  def __call__(self, step: int, rng: jax.Array) -> jax.Array:
+    epoch = step // self.train_step.steps_per_epoch
+    if epoch != self.epoch:
+      self.epoch, self.order = epoch, self.train_step.epoch_order(rng, epoch)
+    return self.order
+
+
+class CollapseWatch:
+  """The collapse measures of the training state on the same held-out views
+  at every log, written to TensorBoard (spectra as histograms and, at a
+  checkpoint, as a picture), with each warning of `collapse.warnings`
+  given once."""
+
+  def __init__(self, encoder: features_lib.Encoder, test_images: np.ndarray,
+               config: ml_collections.ConfigDict,
+               writer: metric_writers.MetricWriter):
+    self.encoder, self.config, self.writer = encoder, config, writer
+    self.views = (encoder.held_out_views(test_images[:config.num_images])
+                  if config.num_images else None)
+    self.warned = {}  # {measure: (step, message)}.
+    self.last = {}
+
+  def __call__(self, state, step: int, with_picture: bool) -> dict:
+    if self.views is None:
+      return {}
+    measures = self.encoder.measure(state, self.views)
+    curves = {k: v for k, v in measures.items() if np.ndim(v)}
+    self.writer.write_scalars(step, {f'collapse/{k}': v for k, v in
+                                     measures.items() if not np.ndim(v)})
+    self.writer.write_histograms(step, {f'collapse/{k}': v
+                                        for k, v in curves.items()})
+    if with_picture:
+      self.writer.write_images(step, {'collapse/spectra': pictures.spectrum(
+          curves, f'spectra at step {step}')[None]})
+    for key, message in collapse.warnings(measures, self.config).items():
+      if key not in self.warned:
+        self.warned[key] = (step, message)
+        print(f'WARNING step {step}: the run may be collapsing: {message}.',
+              flush=True)
+        self.writer.write_texts(step, {'collapse/warning': message})
+    self.last = measures
+    return measures
+
+
 def load_splits(config: ml_collections.ConfigDict) -> dict:
   """{'train', 'test'}: (uint8 images, int32 labels) of `config.data`."""
   return {split: data.load_split(config.data.name, split,
@@ -101,12 +213,13 @@ def load_splits(config: ml_collections.ConfigDict) -> dict:
           for split in ('train', 'test')}
 
 
-def view_grid(pipe: pipeline.Pipeline, images: np.ndarray,
+def view_grid(train_step: step_lib.TrainStep, images: np.ndarray,
               num: int = 8) -> np.ndarray:
   """[1, num*S, (1+K)*S, 3]: each row an original image and the K network
   inputs the method makes of it (two views, four rotations, nine tiles...)."""
-  x, _ = jax.jit(pipe.method.views)(jax.random.PRNGKey(pipe.config.seed),
-                                    data.to_unit_range(images[:num]))
+  x, _ = jax.jit(train_step.method.views)(
+      jax.random.PRNGKey(train_step.config.seed),
+      data.to_unit_range(images[:num]))
   size = x.shape[1]
   parts = np.asarray(x).reshape(-1, num, size, size, 3)  # [K, num, S, S, 3]
   original = jax.image.resize(data.to_unit_range(images[:num]),
@@ -121,18 +234,26 @@ def flat_hparams(config: ml_collections.ConfigDict) -> dict:
           for k, v in defaults.flat(config.to_dict()).items()}
 
 
-def write_diagnostics(writer: metric_writers.MetricWriter, step: int,
-                      measures: dict, with_picture: bool):
-  """The training loop's collapse diagnostics: numbers as scalars, spectra
-  as histograms and, `with_picture`, as one picture."""
-  curves = {k: v for k, v in measures.items() if np.ndim(v)}
-  writer.write_scalars(step, {f'collapse/{k}': v for k, v in measures.items()
-                              if not np.ndim(v)})
-  writer.write_histograms(step, {f'collapse/{k}': v
-                                 for k, v in curves.items()})
-  if with_picture:
-    writer.write_images(step, {'collapse/spectra': pictures.spectrum(
-        curves, f'spectra at step {step}')[None]})
+def resume_changes(manager, workdir: str, config: ml_collections.ConfigDict,
+                   allowed: bool) -> dict:
+  """The changes of `config` from the one the workdir's newest checkpoint
+  was trained with (its record's, or the history's for a checkpoint older
+  than records), checked before anything is loaded: a change of
+  computation is refused unless `allowed`."""
+  latest = manager.latest_step()
+  if latest is None:
+    return {}
+  record = checkpoints.read_record(manager, latest)
+  saved = record['config'] if record else (
+      history_lib.read(workdir) or [{}])[-1].get('config')
+  found = history_lib.changes(saved, config) if saved else {}
+  history_lib.check_resume(found, latest, manager.directory, allowed)
+  if found:
+    print('Resuming with changed settings (recorded in '
+          f'{history_lib.HISTORY}): ' + ', '.join(
+              f'{k} {a!r} -> {b!r}' for k, (a, b) in found.items()),
+          flush=True)
+  return found
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -143,196 +264,148 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   one, with the config it was trained with unless `allow_config_change`."""
   validate.check(config)
   # Process 0 holds the workdir for all the processes of a multi-host run.
-  with (run_lock.exclusive(workdir) if hosts.is_main()
+  with (lock.exclusive(workdir) if hosts.is_main()
         else contextlib.nullcontext()):
     return _train_and_evaluate(config, workdir, allow_config_change)
-
-
-def config_changes(manager, step: int, record: dict | None, workdir: str,
-                   config: ml_collections.ConfigDict, allowed: bool) -> dict:
-  """The changes of `config` from the one checkpoint `step` was trained
-  with (its record's, or config.json for a checkpoint older than records);
-  a change of computation is refused unless `allowed`."""
-  saved = record['config'] if record else (
-      run_history.read(workdir) or [{}])[-1].get('config')
-  found = run_history.changes(saved, config) if saved else {}
-  run_history.check_resume(found, step, manager.directory, allowed)
-  return found
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         allowed: bool) -> dict:
   start_time = time.time()
-  mesh = pipeline.data_mesh()
+  mesh = hosts.data_mesh()
   evals = evaluators.make_all(config)
   manager = checkpoints.manager(os.path.join(workdir, 'checkpoints'),
                                 config.train.keep_checkpoints)
-  latest = manager.latest_step()
-  if latest is not None:  # A changed config is refused before any loading.
-    config_changes(manager, latest, checkpoints.read_record(manager, latest),
-                   workdir, config, allowed)
+  found = resume_changes(manager, workdir, config, allowed)
   splits = load_splits(config)
-  train_images = splits['train'][0]
-  pipe = pipeline.build(config, mesh,
-                        data.describe(train_images, splits['train'][1]))
-  steps_per_epoch, total_steps = pipe.steps_per_epoch, pipe.total_steps
-
-  state, record, resumed = checkpoints.resume(manager, pipe.initial_state())
-  found = ({} if resumed is None else config_changes(
-      manager, resumed, record, workdir, config, allowed))
-  if found:
-    print('Resuming with changed settings (recorded in '
-          f'{run_history.HISTORY}): ' + ', '.join(
-              f'{k} {a!r} -> {b!r}' for k, (a, b) in found.items()), flush=True)
-  history = (run_history.start(workdir, config, resumed, found, allowed)
+  (train_images, train_labels), (test_images, _) = (splits['train'],
+                                                    splits['test'])
+  info = data.describe(train_images, train_labels)
+  train_step = step_lib.build(config, mesh, info)
+  encoder = features_lib.encoder(config, mesh, info)
+  state, _, resumed = checkpoints.resume(manager, train_step.initial_state())
+  history = (history_lib.start(workdir, config, resumed, found, allowed)
              if hosts.is_main() else [])
 
   writer = metric_writers.create_default_writer(
       workdir, just_logging=not hosts.is_main())
   writer.write_hparams(flat_hparams(config))
   writer.write_images(int(state.step),
-                      {'augmented_views': view_grid(pipe, train_images)})
+                      {'augmented_views': view_grid(train_step, train_images)})
 
-  def evaluate(names, state, step):
+  def evaluate(names, state, step) -> dict:
     chosen = {n: evals[n] for n in names}
-    results = evaluators.evaluate(pipe, state, splits, chosen)
+    results = evaluators.evaluate(encoder, state, splits, chosen)
     if not hosts.is_main():  # Each process computed the same results.
       return evaluators.summary(results, chosen)
     return evaluators.record(writer, workdir, step, results, chosen)
 
-  # The collapse diagnostics see the same held-out views at every log.
-  num_heldout = config.collapse.num_images
-  heldout = (pipe.held_out_views(splits['test'][0][:num_heldout])
-             if num_heldout else None)
-  warned = {}  # {measure: (step, message)}: each warning is given once.
+  def log(step, state, with_picture) -> dict:
+    means, divergence = interval.close(step)
+    writer.write_scalars(step, {f'train/{k}': v for k, v in means.items()})
+    if divergence:
+      raise TrainingDiverged(divergence)
+    measures = watch(state, step, with_picture)
+    rank = (f" feature rankme {measures['feature_rankme']:.1f}"
+            if measures else '')
+    eta = ((total_steps - step) * config.train.batch_size
+           / means['images_per_second'] / 60)  # At the latest pace.
+    print(f'step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} '
+          f"loss {means['loss']:.4f}{rank} "
+          f"{means['images_per_second']:.0f} img/s eta {eta:.1f} min",
+          flush=True)
+    return means
 
-  def diagnose(state, step, with_picture):
-    measures = jax.device_get(pipe.jitted_diagnostics(state, heldout))
-    write_diagnostics(writer, step, measures, with_picture)
-    for key, message in collapse.warnings(measures,
-                                          config.collapse).items():
-      if key not in warned:
-        warned[key] = (step, message)
-        print(f'WARNING step {step}: the run may be collapsing: {message}.',
-              flush=True)
-        writer.write_texts(step, {'collapse/warning': message})
-    return measures
+  def periodic_evaluation(step, t, state):
+    del t  # Its own time is measured.
+    start = time.time()
+    evaluate(schedule[step], state, step)
+    interval.exclude(time.time() - start)  # Not training time.
 
-  device_images = pipe.device_split(train_images)
+  steps_per_epoch, total_steps = (train_step.steps_per_epoch,
+                                  train_step.total_steps)
+  device_images = train_step.device_split(train_images)
   # Only the online probe sees labels; without it the step is label-free.
-  device_labels = (None if pipe.model.classifier is None else
-                   pipe.device_split(splits['train'][1]))
-  report_progress = periodic_actions.ReportProgress(
-      num_train_steps=total_steps, writer=writer)
-  eval_every = {name: round(cfg.get('every_epochs', 0) * steps_per_epoch)
-                for name, cfg in config.evals.items()}
-
-  step = int(state.step)
-  train_seconds = 0.0
-  metric_sums, interval_steps, interval_start = None, 0, time.time()
-  perm, perm_epoch = None, None
-  last_logged, last_diagnostics = {}, {}
-  nonfinite = None
+  device_labels = (None if train_step.model.classifier is None
+                   else train_step.device_split(train_labels))
+  order = EpochOrder(train_step)
+  interval = IntervalMetrics(config.train.batch_size, int(state.step))
+  watch = CollapseWatch(encoder, test_images, config.collapse, writer)
+  schedule = evaluation_schedule(config, steps_per_epoch, total_steps)
+  evaluations = periodic_actions.PeriodicCallback(
+      on_steps=schedule, callback_fn=periodic_evaluation)
+  progress = periodic_actions.ReportProgress(num_train_steps=total_steps,
+                                             writer=writer)
+  step, last_logged, outcome = int(state.step), {}, 'finished'
   try:
     with stop_requests() as stops:  # Only between steps.
       while step < total_steps:
-        epoch = step // steps_per_epoch
-        if epoch != perm_epoch:
-          perm, perm_epoch = pipe.epoch_order(state.rng, epoch), epoch
-        state, metrics = pipe.jitted_train_step(state, device_images, perm,
-                                                device_labels)
+        state, metrics = train_step.jitted(
+            state, device_images, order(step, state.rng), device_labels)
         step += 1
-        interval_steps += 1
-        metric_sums = metrics if metric_sums is None else jax.tree.map(
-            jnp.add, metric_sums, metrics)
-        nonfinite = first_nonfinite(
-            nonfinite or {k: jnp.int32(-1) for k in metrics}, metrics, step)
-        report_progress(step, time.time())
-        stopping = bool(stops)
-        if jax.process_count() > 1:  # All stop at the same (log) step.
-          stopping = (step % config.train.log_every_steps == 0
-                      and hosts.any_process(stopping))
+        interval.add(metrics, step)
+        progress(step, time.time())
+        stopping = stop_agreed(stops, step, config.train.log_every_steps)
         checkpoint_now = (step % config.train.checkpoint_every_steps == 0
                           or step == total_steps or stopping)
         if step % config.train.log_every_steps == 0 or checkpoint_now:
-          # The only host synchronisation in the loop.
-          means = {k: float(v) / interval_steps
-                   for k, v in jax.device_get(metric_sums).items()}
-          if not np.isfinite(means['loss']):
-            writer.write_scalars(step, {f'train/{k}': v
-                                        for k, v in means.items()})
-            writer.flush()
-            raise TrainingDiverged(divergence_message(
-                jax.device_get(nonfinite), means, step - interval_steps, step))
-          seconds = time.time() - interval_start
-          train_seconds += seconds
-          means['images_per_second'] = (
-              interval_steps * config.train.batch_size / seconds)
-          writer.write_scalars(step,
-                               {f'train/{k}': v for k, v in means.items()})
-          last_logged = means
-          eta = seconds / interval_steps * (total_steps - step)  # Latest pace.
-          rank = ''
-          if heldout is not None:
-            last_diagnostics = diagnose(state, step, checkpoint_now)
-            rank = (' feature rankme '
-                    f"{last_diagnostics['feature_rankme']:.1f}")
-          print(f'step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} '
-                f"loss {means['loss']:.4f}{rank} "
-                f"{means['images_per_second']:.0f} img/s "
-                f'eta {eta / 60:.1f} min',
-                flush=True)
-          metric_sums, interval_steps, interval_start = None, 0, time.time()
-        if checkpoint_now:  # Only after the finiteness check above.
+          last_logged = log(step, state, with_picture=checkpoint_now)
+        if checkpoint_now:  # Only after the finiteness check of the log.
           checkpoints.save(manager, step, state, config)
         if stopping:
           manager.wait_until_finished()
-          writer.flush()
-          signal_name = stops[0] if stops else 'A signal to another process'
-          raise Stopped(f'{signal_name} stopped the run after step {step}, '
-                        f'saved in {manager.directory}/{step}; run the same '
-                        'command to resume from there.')
-        due = due_evaluations(eval_every, step, total_steps)
-        if due:
-          eval_start = time.time()
-          evaluate(due, state, step)
-          interval_start += time.time() - eval_start  # Not training time.
-      manager.wait_until_finished()  # Not cut short by a signal.
-
+          raise Stopped(f"{stops[0] if stops else 'A signal to another process'}"
+                        f' stopped the run after step {step}, saved in '
+                        f'{manager.directory}/{step}; run the same command '
+                        'to resume from there.')
+        evaluations(step, time.time(), state=state)
+      manager.wait_until_finished()
     evaluation = evaluate(list(evals), state, step) if evals else {}
-    outcome = 'finished'
   except BaseException as e:
     outcome = f'{type(e).__name__}: {e}'.splitlines()[0]
     raise
   finally:
+    writer.flush()
     if hosts.is_main():
-      history = run_history.finish(workdir, history, to_step=step,
-                                   train_seconds=train_seconds,
+      history = history_lib.finish(workdir, history, to_step=step,
+                                   train_seconds=interval.train_seconds,
                                    outcome=outcome)
-  writer.flush()
+  return write_results(
+      workdir, config, train_step, step, evaluation, last_logged, watch,
+      history, train_seconds=interval.train_seconds,
+      total_seconds=time.time() - start_time, num_test=len(test_images))
+
+
+def write_results(workdir: str, config: ml_collections.ConfigDict,
+                  train_step: step_lib.TrainStep, step: int, evaluation: dict,
+                  last_logged: dict, watch: CollapseWatch, history: list,
+                  *, train_seconds: float, total_seconds: float,
+                  num_test: int) -> dict:
+  """results.json (process 0 writes it), returned: what the run measured,
+  how long it took, and everything needed to trace it."""
   results = {
       'method': config.method.name,
       'steps': step,
-      'epochs': step / steps_per_epoch,
+      'epochs': step / train_step.steps_per_epoch,
       'train_seconds': sum(h.get('train_seconds', 0.0) for h in history),
       'train_seconds_this_run': train_seconds,
-      'total_seconds_this_run': time.time() - start_time,
+      'total_seconds_this_run': total_seconds,
       'evals': evaluation.get('evals', {}),
       'eval_summary': {k: v for k, v in evaluation.items() if k != 'evals'},
       'last_logged_train_metrics': last_logged,
-      'last_diagnostics': {k: float(v) for k, v in last_diagnostics.items()
+      'last_diagnostics': {k: float(v) for k, v in watch.last.items()
                            if not np.ndim(v)},
       'collapse_warnings': [{'step': s, 'measure': k, 'message': m}
-                            for k, (s, m) in warned.items()],
-      'input_standardization': {'mean': pipe.train_info.mean.tolist(),
-                                'std': pipe.train_info.std.tolist()},
+                            for k, (s, m) in watch.warned.items()],
+      'input_standardization': {'mean': train_step.train_info.mean.tolist(),
+                                'std': train_step.train_info.std.tolist()},
       'devices': [str(d) for d in jax.devices()],
       'provenance': provenance.record(),
       'config': json.loads(config.to_json_best_effort()),
-      'history': run_history.summary(history),
+      'history': history_lib.summary(history),
   }
   if hosts.is_main():
-    run_history.write_json(os.path.join(workdir, 'results.json'), results)
-  print(f'{len(splits["test"][1])} test images; total '
-        f"{results['total_seconds_this_run'] / 60:.1f} min", flush=True)
+    history_lib.write_json(os.path.join(workdir, 'results.json'), results)
+  print(f'{num_test} test images; total {total_seconds / 60:.1f} min',
+        flush=True)
   return results

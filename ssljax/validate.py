@@ -1,49 +1,36 @@
-"""Every numeric setting range-checked in one place, before any compute.
+"""Every setting checked in one place, before any compute.
 
-`check(config)` runs first thing in a training run: a value that would crash
+`check(config)` runs first thing in a training run (and an evaluation): an
+unknown method, backbone, optimizer or dtype name, a value that would crash
 late, train silently on nothing, or lose data (a zero interval, a zero or
-negative learning rate, `keep_checkpoints=0`, a probability above 1) stops
-the run at once with one message naming each such key, its value and what
-is allowed. Keys are matched by pattern (`fnmatch` on the flat key), so a new
-method's `temperature` or `beta` is checked without an entry here;
-`tests/test_validate.py` checks that every numeric key of every config
-matches a rule. Unknown method, backbone and optimizer names, and batches
-the devices cannot share, are refused here too, before the data is loaded.
+negative learning rate, `keep_checkpoints=0`, a probability above 1), or a
+batch the devices cannot share stops the run at once with one message
+naming each such key, its value and what is allowed. The shared sections'
+ranges are RULES below; a method declares the ranges of its own settings
+next to its `default_config` (`RANGES` in its module), and so does an
+evaluator, so that adding one is one file. `tests/test_validate.py` checks
+that every numeric key of every config has a range.
 """
 import fnmatch
+import importlib
+import math
 import numbers
 
 import jax
 import ml_collections
 
 from ssljax import defaults
+from ssljax import evaluators
 from ssljax import methods
 from ssljax import models
 from ssljax import optim
-from ssljax import pipeline
 from ssljax.errors import InputError
+from ssljax.ranges import AT_LEAST_0, AT_LEAST_1, DECAY, FRACTION, POSITIVE
+from ssljax.ranges import PROBABILITY, between
 
 
-def _range(low=None, high=None, low_open=False, high_open=False):
-  """(check, words) of a closed or open interval, applied to a number or to
-  every number of a tuple."""
-  def inside(v):
-    return ((low is None or (v > low if low_open else v >= low)) and
-            (high is None or (v < high if high_open else v <= high)))
-  words = ' and '.join(w for w in (
-      None if low is None else f"{'>' if low_open else '>='} {low}",
-      None if high is None else f"{'<' if high_open else '<='} {high}") if w)
-  return inside, words
-
-
-POSITIVE = _range(0, low_open=True)
-AT_LEAST_0 = _range(0)
-AT_LEAST_1 = _range(1)
-PROBABILITY = _range(0, 1)
-FRACTION = _range(0, 1, low_open=True)  # (0, 1]
-DECAY = _range(0, 1, high_open=True)  # [0, 1)
-
-# (pattern, (check, words)): the first pattern a key matches rules it.
+# The shared sections' (pattern, (check, words)): the first pattern a key
+# matches rules it.
 RULES = (
     ('train.batch_size', AT_LEAST_1),
     ('train.num_epochs', AT_LEAST_0),  # 0 evaluates the initial encoder.
@@ -66,7 +53,7 @@ RULES = (
     ('augment.crop_scale', FRACTION),
     ('augment.crop_ratio', POSITIVE),
     ('augment.*_prob', PROBABILITY),
-    ('augment.hue', _range(0, 0.5)),
+    ('augment.hue', between(0, 0.5)),
     ('augment.brightness', AT_LEAST_0),
     ('augment.contrast', AT_LEAST_0),
     ('augment.saturation', AT_LEAST_0),
@@ -75,35 +62,6 @@ RULES = (
     ('collapse.num_images', AT_LEAST_0),  # 0 turns them off.
     ('collapse.min_*_fraction', PROBABILITY),
     ('evals.*.every_epochs', AT_LEAST_0),
-    ('evals.*.num_images', AT_LEAST_1),
-    ('evals.*.num_steps', AT_LEAST_1),
-    ('evals.*.holdout_fraction', _range(0, 1, True, True)),
-    ('evals.*.l2_grid', AT_LEAST_0),
-    ('evals.*.k', AT_LEAST_1),
-    ('evals.*.chunk', AT_LEAST_1),
-    ('evals.*.stages', AT_LEAST_1),
-    ('evals.*.grid', AT_LEAST_1),
-    ('evals.*.epochs', AT_LEAST_1),
-    ('evals.*.batch_size', AT_LEAST_1),
-    ('evals.*.learning_rate', POSITIVE),
-    ('evals.*.momentum', DECAY),
-    ('evals.*.weight_decay', AT_LEAST_0),
-    ('evals.*.perplexity', POSITIVE),
-    ('evals.*.crop_scale', FRACTION),
-    ('*temperature', POSITIVE),
-    ('method.beta', DECAY),
-    ('method.base_tau', PROBABILITY),
-    ('method.*_prob', PROBABILITY),
-    ('method.*_coeff', AT_LEAST_0),
-    ('method.nu', AT_LEAST_0),
-    ('method.rho', AT_LEAST_0),
-    ('method.lambd', AT_LEAST_0),
-    ('method.scale', AT_LEAST_0),
-    ('method.margin', AT_LEAST_0),
-    ('method.num_permutations', _range(2)),
-    ('method.*_size', AT_LEAST_1),
-    ('method.gap', AT_LEAST_0),
-    ('method.jitter', AT_LEAST_0),
 )
 
 
@@ -123,26 +81,66 @@ def _numbers(value) -> tuple | None:
   return None
 
 
-def rule(key: str):
-  """The (check, words) of the first rule `key` matches, or None."""
-  return next((r for pattern, r in RULES if fnmatch.fnmatchcase(key, pattern)),
-              None)
+def rules(config: ml_collections.ConfigDict) -> list[tuple[str, tuple]]:
+  """RULES, then the RANGES of the config's method and of each evaluator
+  it lists (patterns of their own keys, under 'method.' and
+  'evals.<name>.'); a method or evaluator of an unknown name has none."""
+  found = list(RULES)
+  if config.method.name in methods.names():
+    module = importlib.import_module(f'ssljax.methods.{config.method.name}')
+    found += [(f'method.{k}', r) for k, r in getattr(module, 'RANGES',
+                                                     {}).items()]
+  for name in config.evals:
+    if name in evaluators.names():
+      module = importlib.import_module(f'ssljax.evaluators.{name}')
+      found += [(f'evals.{name}.{k}', r) for k, r in getattr(
+          module, 'RANGES', {}).items()]
+  return found
+
+
+def rule(key: str, config: ml_collections.ConfigDict):
+  """The (check, words) of the first of the config's `rules` that `key`
+  matches, or None."""
+  return next((r for pattern, r in rules(config)
+               if fnmatch.fnmatchcase(key, pattern)), None)
+
+
+def batch_sizes(config: ml_collections.ConfigDict, num_devices: int):
+  """Every batch must split evenly over the devices."""
+  sizes = [('train.batch_size', config.train.batch_size),
+           ('eval_batch_size', config.eval_batch_size)]
+  if config.collapse.num_images:  # 0 turns the diagnostics off.
+    sizes.append(('collapse.num_images', config.collapse.num_images))
+  for key, value in sizes:
+    if value <= 0 or value % num_devices:
+      raise InputError(
+          f'config.{key}={value} must be a positive multiple of the device '
+          f'count ({num_devices}), so that every device gets an equal shard.')
 
 
 def check(config: ml_collections.ConfigDict):
-  """Raises one InputError naming every setting out of its range, then
-  one for an unknown method, backbone or optimizer name or a batch the
-  devices cannot share."""
+  """Raises an InputError for an unknown method, backbone, optimizer or
+  evaluator name, then one naming every setting out of its range, then
+  one for a batch the devices cannot share."""
+  methods.check_name(config)
+  models.check_names(config)
+  optim.check_name(config)
+  evaluators.check_names(list(config.evals))
+  if math.isnan(config.train.num_epochs):
+    raise InputError(
+        f'The {config.preset} preset trains for as long as its budget allows '
+        f'at the measured training rate of {config.method.name!r}, and its '
+        'config gives none: measure it (python -m ssljax.bench '
+        f'--config=configs/{config.method.name}.py:cpu prints images/s) and '
+        'pass it to defaults.use_cpu_budget in the config, or set '
+        '--config.train.num_epochs.')
   wrong = []
   for key, value in numeric_settings(config).items():
-    found = rule(key)
+    found = rule(key, config)
     if found and not all(found[0](v) for v in _numbers(value)):
       each = 'each value ' if isinstance(value, (tuple, list)) else ''
       wrong.append(f'config.{key}={value!r} ({each}must be {found[1]})')
   if wrong:
     raise InputError('Out of range: ' + '; '.join(wrong) + '. Nothing was '
                      'started; set them with --config.KEY=VALUE.')
-  methods.check_name(config)
-  models.check_names(config)
-  optim.check_name(config)
-  pipeline.check_batch_sizes(config, jax.device_count())
+  batch_sizes(config, jax.device_count())

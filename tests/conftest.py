@@ -4,7 +4,6 @@ import os
 
 import pytest
 
-import golden
 from ssljax import hugepages
 
 # Keep TensorFlow (pulled in by tfds/clu) quiet and off any accelerator.
@@ -16,7 +15,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # last.
 LONGEST_FIRST = ('test_multihost.py', 'test_notebook.py', 'test_sharding.py',
                  'test_train.py', 'test_signals.py', 'test_method_contract.py',
-                 'test_run_history.py', 'test_evaluate.py', 'test_methods.py',
+                 'test_history.py', 'test_evaluate.py', 'test_methods.py',
                  'test_bench.py', 'test_models.py', 'test_cli.py',
                  'test_pretext.py', 'test_presets.py')
 
@@ -51,6 +50,8 @@ def pytest_configure(config):
   and -O0 saves more compile time than it costs in run time. XLA's own
   passes, which decide what is computed and in which order, run as ever.
   An XLA_FLAGS that sets the level itself is kept."""
+  # Here, not at the top: subprocesses of the tests import this module too.
+  import golden  # pylint: disable=g-import-not-at-top
   golden.RECORD = config.getoption('golden') == 'record'
   flags = os.environ.get('XLA_FLAGS', '')
   if '--xla_backend_optimization_level' not in flags:
@@ -108,18 +109,3 @@ def tiny_config_of():
   (its own heads)."""
   return lambda name, preset='smoke': _shrink(
       importlib.import_module(f'configs.{name}').get_config(preset))
-
-
-def _use_method(config, name: str):
-  config.method = importlib.import_module(
-      f'ssljax.methods.{name}').default_config()
-  config.model.predictor_widths = (16, 32) if name in ('byol', 'simsiam') else ()
-  return config
-
-
-@pytest.fixture
-def use_method():
-  """use_method(config, name) switches a tiny config to another method with
-  its default settings; the predictor methods get a small predictor that
-  matches the 32-d projector."""
-  return _use_method

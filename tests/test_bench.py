@@ -10,9 +10,9 @@ from ssljax import bench
 
 
 @pytest.mark.slow
-def test_bench_reports_every_stage(tiny_config, use_method):
-  use_method(tiny_config, 'byol')  # Predictor and target network: all paths.
-  results = bench.run(tiny_config, steps=1, repeats=2, probe_examples=64)
+def test_bench_reports_every_stage(tiny_config_of):
+  config = tiny_config_of('byol')  # Predictor and target network: all paths.
+  results = bench.run(config, steps=1, repeats=2, probe_examples=64)
   for name in ('train_step', 'augment', 'encoder_fwd_bwd', 'heads_loss_update',
                'diagnostics'):
     median, low, high = results[name]

@@ -9,8 +9,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from ssljax import checkpoints
 from ssljax.errors import InputError
+from ssljax.workdir import checkpoints
 
 
 def _state(value: float) -> dict:

@@ -106,3 +106,13 @@ def test_warning_fires_for_constant_and_rank_one_features_only():
   # Healthy but anisotropic: a decaying spectrum is no collapse.
   assert _warnings(rng.standard_normal((256, 64))
                    * np.geomspace(1, 0.05, 64)) == {}
+
+
+def test_a_representation_of_zeros_is_measured_and_the_losses_formula_is_not():
+  zeros = np.zeros((8, 4), np.float32)
+  measures = collapse.spread(zeros, 'z')
+  assert all(np.all(np.isfinite(v)) for v in measures.values())
+  assert float(measures['z_normalized_std_mean']) == 0.0
+  assert float(collapse.alignment(zeros, zeros)) == 0.0
+  # The losses' own formula (eps = 0): a zero row has no direction.
+  assert np.all(np.isnan(collapse.l2_normalize(zeros)))

@@ -23,7 +23,7 @@ def _write_config(config, workdir):
 def test_saved_config_loads_with_tuples_and_settings_added_since(
     tiny_config, tmp_path):
   saved = json.loads(tiny_config.to_json_best_effort())
-  del saved['diagnostics']  # A run started before the diagnostics existed.
+  del saved['collapse']  # A run started before the collapse watch existed.
   with open(tmp_path / 'config.json', 'w') as f:
     json.dump(saved, f)
   config = evaluate.load_config(str(tmp_path))

@@ -14,22 +14,32 @@ import pytest
 
 from ssljax import defaults
 from ssljax import evaluators
+from ssljax import features as features_lib
 from ssljax.errors import InputError
-from ssljax.pipeline import TrainState
+from ssljax.step import TrainState
 
 
-def test_features_are_extracted_once_and_shared_by_every_evaluator():
+class TwoNumbers(features_lib.Encoder):
+  """A stand-in encoder: two numbers of each image, scaled by the state's
+  'scale'; it records the batch sizes it is called with."""
   calls = []
 
-  def host_features(variables, images, readout):  # A stand-in: 2 numbers.
+  def host_features(self, variables, images, readout=None):
     assert readout is None  # The encoder's own features.
-    calls.append(len(images))
+    self.calls.append(len(images))
     flat = jnp.asarray(images, jnp.float32).reshape(len(images), -1)
     return variables['params']['scale'] * flat[:, :2]
 
-  pipe = types.SimpleNamespace(
-      host_features=host_features,
-      config=ml_collections.ConfigDict({'eval_batch_size': 4}))
+  def held_out_views(self, images):
+    return images[:, ::-1]
+
+  def measure(self, state, views):
+    return {'scale': state.params['scale'], 'views': views}
+
+
+def test_features_are_extracted_once_and_shared_by_every_evaluator():
+  encoder = TwoNumbers(model=None, method=None, train_info=None, mesh=None,
+                       seed=0, image_size=2, batch_size=4)
   state = TrainState(step=0, params={'scale': 2.0}, batch_stats={},
                      opt_state=(), method_state=(), rng=None)
   rng = np.random.default_rng(0)
@@ -40,9 +50,9 @@ def test_features_are_extracted_once_and_shared_by_every_evaluator():
   record = lambda name: evaluators.Evaluator(
       run=lambda f: seen.append((name, f)) or {'n': len(f.train)},
       summary={f'{name}_n': 'n'})
-  results = evaluators.evaluate(pipe, state, splits,
+  results = evaluators.evaluate(encoder, state, splits,
                                 {'a': record('a'), 'b': record('b')})
-  assert calls == [4, 4, 4, 4, 4]  # 10 train + 6 test images, padded.
+  assert encoder.calls == [4, 4, 4, 4, 4]  # 10 + 6 images, padded to 4s.
   assert results['a'] == results['b'] == {'n': 10}
   assert results['features']['dim'] == 2
   assert evaluators.summary(results, {'a': record('a'), 'b': record('b')}) == {
@@ -53,8 +63,14 @@ def test_features_are_extracted_once_and_shared_by_every_evaluator():
   np.testing.assert_array_equal(
       features.train, 2.0 * splits['train'][0].reshape(10, -1)[:, :2])
   np.testing.assert_array_equal(features.test_labels, splits['test'][1])
-  assert features.test_images is splits['test'][0]
-  assert features.pipe is pipe and features.state is state
+  assert features.test_images is splits['test'][0] and features.state is state
+  # The functions of images an evaluator gets are bound to the state.
+  np.testing.assert_array_equal(features.encode(splits['test'][0]),
+                                features.test)
+  diagnosed = features.diagnose(splits['test'][0])
+  assert diagnosed['scale'] == 2.0
+  np.testing.assert_array_equal(diagnosed['views'],
+                                splits['test'][0][:, ::-1])
 
 
 def test_every_evaluator_module_builds_from_the_default_config():

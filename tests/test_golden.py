@@ -8,7 +8,8 @@ import numpy as np
 
 import golden
 from ssljax import data
-from ssljax import pipeline
+from ssljax import hosts
+from ssljax import step as step_lib
 
 STEPS = 3
 
@@ -23,14 +24,14 @@ def test_a_tiny_run_computes_what_it_computed_at_this_numerics_version(
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (64, 32, 32, 3), np.uint8)
   labels = rng.integers(0, 10, 64).astype(np.int32)
-  pipe = pipeline.build(tiny_config, pipeline.data_mesh(jax.devices()[:1]),
+  train_step = step_lib.build(tiny_config, hosts.data_mesh(jax.devices()[:1]),
                         data.describe(images, labels))
-  state = pipe.initial_state()
-  on_devices = pipe.device_split(images), pipe.device_split(labels)
+  state = train_step.initial_state()
+  on_devices = train_step.device_split(images), train_step.device_split(labels)
   trajectory = []
   for _ in range(STEPS):
-    perm = pipe.epoch_order(state.rng, state.step // pipe.steps_per_epoch)
-    state, metrics = pipe.jitted_train_step(state, on_devices[0], perm,
+    perm = train_step.epoch_order(state.rng, state.step // train_step.steps_per_epoch)
+    state, metrics = train_step.jitted(state, on_devices[0], perm,
                                             on_devices[1])
     trajectory.append(metrics)
   golden.check('tiny_run/metrics', trajectory)

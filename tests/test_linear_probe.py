@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssljax import evaluators
 from ssljax.evaluators import linear_probe
 
 
@@ -82,16 +81,3 @@ def test_held_out_selection_prefers_strong_l2_when_overfitting():
   assert result['best_l2'] == 1e-1, result
   accuracy = dict(zip(result['l2_grid'], result['holdout_accuracies']))
   assert accuracy[1e-1] > accuracy[1e-6]
-
-
-def test_extract_features_pads_the_last_batch_and_drops_the_padding():
-  images = np.random.default_rng(0).integers(0, 256, (10, 4, 4, 3),
-                                             dtype=np.uint8)
-  calls = []
-  def encode(batch):
-    calls.append(batch.shape)
-    return jnp.asarray(batch, jnp.float32).reshape(len(batch), -1)[:, :5]
-  features = evaluators.extract_features(encode, images, batch_size=4)
-  assert calls == [(4, 4, 4, 3)] * 3
-  np.testing.assert_array_equal(features,
-                                images.reshape(10, -1)[:, :5].astype(np.float32))

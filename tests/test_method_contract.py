@@ -21,8 +21,10 @@ import configs
 import golden
 from ssljax import data
 from ssljax import defaults
+from ssljax import hosts
 from ssljax import methods
-from ssljax import pipeline
+from ssljax import step as step_lib
+from ssljax import validate
 
 README = pathlib.Path(__file__).parents[1] / 'README.md'
 NUM_IMAGES = 64
@@ -40,15 +42,19 @@ def random_like(specs):
 
 
 def check_contract(name, config_of):
-  for preset in defaults.PRESETS:  # Every preset of its config builds it.
-    assert isinstance(methods.make(config_of(name, preset)), methods.Method)
+  for preset in defaults.PRESETS:  # Every preset of its config builds it,
+    config = config_of(name, preset)
+    assert isinstance(methods.make(config), methods.Method)
+    unranged = [key for key in validate.numeric_settings(config)
+                if validate.rule(key, config) is None]  # and is range-checked.
+    assert not unranged, f'{name}: no RANGES entry for {unranged}'
   config = config_of(name)
   assert config.method.name == name
-  pipe = pipeline.build(
-      config, pipeline.data_mesh(jax.devices()[:1]),
+  train_step = step_lib.build(
+      config, hosts.data_mesh(jax.devices()[:1]),
       data.SplitInfo(NUM_IMAGES, np.full(3, 0.5, np.float32),
                      np.full(3, 0.25, np.float32)))
-  method, batch = pipe.method, config.train.batch_size
+  method, batch = train_step.method, config.train.batch_size
   images = data.to_unit_range(jnp.asarray(np.random.default_rng(0).integers(
       0, 256, (batch, 32, 32, 3), np.uint8)))
 
@@ -64,9 +70,9 @@ def check_contract(name, config_of):
   assert not np.array_equal(x, views(jax.random.PRNGKey(1), images)[0])
 
   # The whole step, abstractly: the state comes out as it went in.
-  state = random_like(jax.eval_shape(pipe.initial_state))
+  state = random_like(jax.eval_shape(train_step.initial_state))
   new_state, metrics = jax.eval_shape(
-      pipe.train_step, state,
+      train_step, state,
       jax.ShapeDtypeStruct((NUM_IMAGES, 32, 32, 3), jnp.uint8),
       jax.ShapeDtypeStruct((NUM_IMAGES,), jnp.int32))
   assert (jax.tree.structure(new_state) == jax.tree.structure(state)), name
@@ -76,13 +82,13 @@ def check_contract(name, config_of):
   assert all(m.shape == () for m in metrics.values())
 
   # The heads and the loss on numbers, from random encoder features.
-  x = data.standardize_channels(x, pipe.train_info)
-  h_spec, _ = jax.eval_shape(pipe.encoder_forward, state.params,
+  x = data.standardize_channels(x, train_step.train_info)
+  h_spec, _ = jax.eval_shape(train_step.encoder_forward, state.params,
                              state.batch_stats, x)
   h = jax.random.normal(jax.random.PRNGKey(2), h_spec.shape)
-  targets = random_like(jax.eval_shape(pipe.targets, state, x))
+  targets = random_like(jax.eval_shape(train_step.targets, state, x))
   (loss, (terms, method_state, _)), grad = jax.value_and_grad(
-      pipe.head_loss, argnums=3, has_aux=True)(
+      train_step.head_loss, argnums=3, has_aux=True)(
           state.params, state.batch_stats, state.method_state, h,
           {**extras, **targets})
   assert loss.shape == () and np.isfinite(loss), name

@@ -92,7 +92,7 @@ def test_predictor_and_simsiam_projector_heads():
 
 def test_bad_backbone_lists_choices():
   with pytest.raises(InputError, match='resnet18.*resnet34.*resnet50'):
-    models.create_model(_config('vgg'))
+    models.check_names(_config('vgg'))
 
 
 def test_grouped_heads_see_each_images_parts_side_by_side():

@@ -18,9 +18,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from ssljax import checkpoints
 from ssljax import hosts
 from ssljax.errors import InputError
+from ssljax.workdir import checkpoints
 
 WORKER = '''
 import json, sys
@@ -115,10 +115,13 @@ def test_two_processes_resume_and_train_as_one(tmp_path):
       '4', '4.json', 'results.json', 'run.lock'))
   two_metrics = _train(two, processes=2)
   assert one_metrics.keys() == two_metrics.keys()
+  # gloo's summation order against XLA's moved grad_norm by 1.1e-5 of
+  # itself on an AMD EPYC (AVX2; under 1e-5 on an Intel Xeon); a wrong batch
+  # or a per-process BatchNorm moves it by percents.
   for key in ('loss', 'online_probe_cross_entropy', 'invariance',
               'grad_norm'):
     np.testing.assert_allclose(one_metrics[key], two_metrics[key],
-                               rtol=1e-5, err_msg=key)
+                               rtol=5e-5, err_msg=key)
   final = _state(one, 4)
   _assert_close(final, _state(two, 4), 'two processes vs one at step 4')
   # The steps moved the parameters, so equality is not trivial.

@@ -6,7 +6,9 @@ import pytest
 
 from ssljax import data
 from ssljax import evaluators
-from ssljax import pipeline
+from ssljax import features
+from ssljax import hosts
+from ssljax import step as step_lib
 from ssljax.errors import InputError
 from ssljax.evaluators import multiscale_probe
 
@@ -48,22 +50,21 @@ def test_the_readout_reads_the_encoders_stages_and_the_probe_runs(
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (32, 32, 32, 3), np.uint8)
   labels = (np.arange(32) % 4).astype(np.int32)
-  pipe = pipeline.build(tiny_config, pipeline.data_mesh(),
-                        data.describe(images, labels))
-  state = pipe.initial_state()
-  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  mesh, info = hosts.data_mesh(), data.describe(images, labels)
+  state = step_lib.build(tiny_config, mesh, info).initial_state()
+  encoder = features.encoder(tiny_config, mesh, info)
   # The last stage over a 1x1 grid is the encoder's own output.
   np.testing.assert_allclose(
-      pipe.host_features(variables, images[:16],
-                         multiscale_probe.RegionPooling((4,), 1)),
-      pipe.host_features(variables, images[:16]), rtol=1e-5, atol=1e-6)
+      encoder.extract(state, images[:16],
+                      multiscale_probe.RegionPooling((4,), 1)),
+      encoder.extract(state, images[:16]), rtol=1e-5, atol=1e-6)
 
   # Stages 2 and 4 of a 4-channel ResNet-18 (8 and 32 channels), quadrants.
   tiny_config.evals.multiscale_probe = multiscale_probe.default_config()
   tiny_config.evals.multiscale_probe.update(
       num_steps=20, l2_grid=(1e-3,), stages=(2, 4), grid=2)
   evaluator = evaluators.make_all(tiny_config, ['multiscale_probe'])
-  result = evaluators.evaluate(pipe, state, {'train': (images, labels),
+  result = evaluators.evaluate(encoder, state, {'train': (images, labels),
                                              'test': (images, labels)},
                                evaluator)
   probe = result['multiscale_probe']

@@ -6,8 +6,10 @@ import pytest
 
 from ssljax import data
 from ssljax import evaluators
+from ssljax import features as features_lib
+from ssljax import hosts
 from ssljax import models
-from ssljax import pipeline
+from ssljax import step as step_lib
 from ssljax.errors import InputError
 from ssljax.evaluators import online_probe
 
@@ -21,15 +23,15 @@ def test_off_by_default_and_refused_without_labels(tiny_config):
 
 
 def _two_steps(config, images, labels):
-  pipe = pipeline.build(config, pipeline.data_mesh(),
+  train_step = step_lib.build(config, hosts.data_mesh(),
                         data.describe(images, labels))
-  state = pipe.initial_state()
+  state = train_step.initial_state()
   perm = jax.numpy.arange(len(images))
-  given = None if pipe.model.classifier is None else labels
+  given = None if train_step.model.classifier is None else labels
   metrics = None
   for _ in range(2):
-    state, metrics = pipe.jitted_train_step(state, images, perm, given)
-  return pipe, state, metrics
+    state, metrics = train_step.jitted(state, images, perm, given)
+  return train_step, state, metrics
 
 
 @pytest.mark.slow
@@ -39,11 +41,11 @@ def test_probe_learns_without_changing_the_encoders_training(tiny_config):
   labels = rng.integers(0, 10, 32).astype(np.int32)
   _, off, off_metrics = _two_steps(tiny_config, images, labels)
   tiny_config.model.online_probe = True
-  pipe, on, on_metrics = _two_steps(tiny_config, images, labels)
+  train_step, on, on_metrics = _two_steps(tiny_config, images, labels)
 
   classifier = on.params.pop('classifier')
   assert classifier['kernel'].shape == (32, 10)
-  initial = pipe.initial_state().params['classifier']['kernel']
+  initial = train_step.initial_state().params['classifier']['kernel']
   assert not np.allclose(classifier['kernel'], initial)  # It learned.
   # The encoder, heads and method see the same step with or without it.
   jax.tree.map(np.testing.assert_array_equal, on.params, off.params)
@@ -53,14 +55,15 @@ def test_probe_learns_without_changing_the_encoders_training(tiny_config):
   assert 'online_probe_accuracy' not in off_metrics
 
   with pytest.raises(ValueError, match='exactly when'):
-    pipe.train_step(on.replace(params={**on.params,
+    train_step(on.replace(params={**on.params,
                                        'classifier': classifier}),
                     images, np.arange(32))
 
   # Its test accuracy, evaluated on the clean test features.
   on = on.replace(params={**on.params, 'classifier': classifier})
-  features = np.asarray(pipe.jitted_features(
-      {'params': on.params, 'batch_stats': on.batch_stats}, images))
+  features = features_lib.encoder(
+      tiny_config, hosts.data_mesh(), data.describe(images, labels)).extract(
+          on, images)
   result = online_probe.make(online_probe.default_config(), tiny_config).run(
       evaluators.Features(features, labels, features, labels, state=on))
   expected = np.mean(np.argmax(features @ np.asarray(classifier['kernel'])

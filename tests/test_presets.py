@@ -20,8 +20,9 @@ import pytest
 
 from ssljax import data
 from ssljax import defaults
+from ssljax import hosts
 from ssljax import models
-from ssljax import pipeline
+from ssljax import step as step_lib
 from ssljax import validate
 from ssljax.errors import InputError
 
@@ -149,7 +150,7 @@ def test_a_budgets_epochs_at_the_measured_rate_fit_its_training_minutes(rate):
   assert config.train.num_epochs == 4.0  # Other presets: left alone.
 
 
-def loss_inputs(pipe, state, x, h):
+def loss_inputs(train_step, state, x, h):
   """The dtypes of what the method's loss receives from the heads on
   encoder features `h` (and from the targets on inputs `x`), of the terms it
   returns and of its next state, traced abstractly."""
@@ -157,15 +158,15 @@ def loss_inputs(pipe, state, x, h):
 
   def recording_loss(outputs, method_state):
     seen['inputs'] = {k: jnp.dtype(v.dtype).name for k, v in outputs.items()}
-    loss, terms, method_state = pipe.method.loss(outputs, method_state)
+    loss, terms, method_state = train_step.method.loss(outputs, method_state)
     seen['terms'] = {k: jnp.dtype(v.dtype).name
                      for k, v in {**terms, 'loss': loss}.items()}
     seen['state'] = method_state
     return loss, terms, method_state
 
   recording = dataclasses.replace(
-      pipe, method=dataclasses.replace(pipe.method, loss=recording_loss))
-  extras = jax.eval_shape(pipe.targets, state, x)
+      train_step, method=dataclasses.replace(train_step.method, loss=recording_loss))
+  extras = jax.eval_shape(train_step.targets, state, x)
   jax.eval_shape(recording.head_loss, state.params, state.batch_stats,
                  state.method_state, h, extras)
   return seen
@@ -176,34 +177,34 @@ def test_a_bfloat16_model_keeps_float32_params_and_float32_loss_inputs():
   TiCo's running C, BYOL's targets) see float32 whatever the heads return."""
   info = data.SplitInfo(50000, np.full(3, 0.5, np.float32),
                         np.full(3, 0.25, np.float32))
-  mesh = pipeline.data_mesh(jax.devices()[:1])
+  mesh = hosts.data_mesh(jax.devices()[:1])
   x = jax.ShapeDtypeStruct((32, 32, 32, 3), jnp.float32)  # 2 views of 16.
   key = jax.ShapeDtypeStruct((2,), jnp.uint32)
   first = None  # The first method's whole state: the encoder is every one's.
   for name in JOINT_EMBEDDING:
     config = config_of(name, 'gpu')
     config.train.batch_size = 16  # Only shapes are traced; any size does.
-    pipe = pipeline.build(config, mesh, info)
+    train_step = step_lib.build(config, mesh, info)
     if first is None:
-      first = jax.eval_shape(pipe.initial_state)
+      first = jax.eval_shape(train_step.initial_state)
       for part in ('params', 'batch_stats', 'opt_state'):
         assert float_dtypes(getattr(first, part)) == {'float32'}, part
-      h, _ = jax.eval_shape(pipe.encoder_forward, first.params,
+      h, _ = jax.eval_shape(train_step.encoder_forward, first.params,
                             first.batch_stats, x)
       assert h.dtype == jnp.bfloat16  # The model computes in bfloat16.
     # This method's heads on that encoder (initialising the heads alone
     # traces a tenth of the whole state).
     heads = jax.eval_shape(functools.partial(
-        pipe.model.init, train=False, method=models.SSLModel.heads), key, h)
+        train_step.model.init, train=False, method=models.SSLModel.heads), key, h)
     params, batch_stats = (
         {'encoder': getattr(first, part)['encoder'], **heads[part]}
         for part in ('params', 'batch_stats'))
     assert float_dtypes(params) == float_dtypes(batch_stats) == {'float32'}
     state = first.replace(
         params=params, batch_stats=batch_stats,
-        method_state=jax.eval_shape(pipe.method.init_state, params))
+        method_state=jax.eval_shape(train_step.method.init_state, params))
     assert float_dtypes(state.method_state) <= {'float32'}, name
-    seen = loss_inputs(pipe, state, x, h)
+    seen = loss_inputs(train_step, state, x, h)
     assert set(seen['inputs'].values()) == {'float32'}, (name, seen)
     assert set(seen['terms'].values()) == {'float32'}, (name, seen)
     assert (jax.tree.map(lambda a: a.dtype, seen['state'])
@@ -228,12 +229,12 @@ def test_each_preset_runs_a_step_at_a_tiny_size(name, preset,
   assert config.model.dtype == 'bfloat16'
   images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3),
                                              np.uint8)
-  pipe = pipeline.build(config, pipeline.data_mesh(), data.describe(images))
+  train_step = step_lib.build(config, hosts.data_mesh(), data.describe(images))
   # Eagerly: the presets' steps share their primitives' compilations, where
   # each jitted step would compile for ~20 s.
   with jax.disable_jit():
-    state = pipe.initial_state()
-    new_state, metrics = pipe.train_step(state, jnp.asarray(images),
+    state = train_step.initial_state()
+    new_state, metrics = train_step(state, jnp.asarray(images),
                                          jnp.arange(64))
   assert np.isfinite(metrics['loss']), metrics
   assert all(np.all(np.isfinite(v)) for v in metrics.values()), metrics

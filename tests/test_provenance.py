@@ -4,7 +4,7 @@ import subprocess
 
 import jax
 
-from ssljax import provenance
+from ssljax.workdir import provenance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,10 +11,13 @@ import ml_collections
 import numpy as np
 import pytest
 
+from configs import vicreg
 from ssljax import data
 from ssljax import evaluators
+from ssljax import features as features_lib
+from ssljax import hosts
 from ssljax import models
-from ssljax import pipeline
+from ssljax import validate
 from ssljax.errors import InputError
 from ssljax.evaluators import sgd_probe
 
@@ -67,25 +70,20 @@ def _stand_in(num_train=16, num_test=8, size=8):
   list of the batches it encoded."""
   encoded = []
 
-  def host_features(variables, images):
+  def encode(images):
     encoded.append(np.asarray(images))
     x = jnp.asarray(images, jnp.float32)
     pooled = x.reshape(len(x), 4, size // 4, 4, size // 4, 3).mean((2, 4))
-    return variables['params']['scale'] * pooled.reshape(len(x), -1)
+    return np.asarray(pooled.reshape(len(x), -1))
 
-  pipe = types.SimpleNamespace(
-      host_features=host_features,
-      config=ml_collections.ConfigDict({'eval_batch_size': 8}))
-  state = types.SimpleNamespace(params={'scale': 1.0}, batch_stats={})
   rng = np.random.default_rng(0)
   train = rng.integers(0, 256, (num_train, size, size, 3), np.uint8)
   test = rng.integers(0, 256, (num_test, size, size, 3), np.uint8)
-  test_features = np.asarray(host_features(
-      {'params': state.params}, test.astype(np.float32) / 255))
   features = evaluators.Features(
       train=None, train_labels=rng.integers(0, 3, num_train),
-      test=test_features, test_labels=rng.integers(0, 3, num_test),
-      train_images=train, test_images=test, pipe=pipe, state=state)
+      test=encode(test.astype(np.float32) / 255),
+      test_labels=rng.integers(0, 3, num_test), train_images=train,
+      test_images=test, encode=encode)
   encoded.clear()
   return features, encoded
 
@@ -93,7 +91,7 @@ def _stand_in(num_train=16, num_test=8, size=8):
 def _run(features, seed=0, **settings):
   eval_config = sgd_probe.default_config()
   eval_config.update({'epochs': 2, 'batch_size': 8, **settings})
-  config = ml_collections.ConfigDict({'seed': seed})
+  config = ml_collections.ConfigDict({'seed': seed, 'eval_batch_size': 8})
   return sgd_probe.make(eval_config, config).run(features)
 
 
@@ -135,14 +133,18 @@ def test_views_do_not_depend_on_the_batching():
 @pytest.mark.parametrize('key, value', [
     ('epochs', 0), ('batch_size', 0), ('learning_rate', 0.0),
     ('learning_rate', -0.1), ('momentum', 1.0), ('weight_decay', -1e-4),
-    ('crop_scale', (0.5, 0.2)),
 ])
 def test_bad_settings_fail_naming_the_key(key, value):
-  eval_config = sgd_probe.default_config()
-  eval_config[key] = value
-  with pytest.raises(InputError,
-                     match=rf'config\.evals\.sgd_probe\.{key}=.*allowed'):
-    sgd_probe.make(eval_config, ml_collections.ConfigDict({'seed': 0}))
+  config = vicreg.get_config('smoke')
+  config.evals.sgd_probe = sgd_probe.default_config()
+  config.evals.sgd_probe[key] = value
+  with pytest.raises(InputError, match=rf'config\.evals\.sgd_probe\.{key}='
+                     rf'{value!r} \(must be'):
+    validate.check(config)
+  config.evals.sgd_probe = sgd_probe.default_config()
+  config.evals.sgd_probe.crop_scale = (0.5, 0.2)
+  with pytest.raises(InputError, match=r'crop_scale=\(0.5, 0.2\) .*low <= high'):
+    sgd_probe.make(config.evals.sgd_probe, config)
 
 
 def test_a_batch_larger_than_the_train_split_fails_naming_the_key():
@@ -152,13 +154,13 @@ def test_a_batch_larger_than_the_train_split_fails_naming_the_key():
     _run(features, batch_size=32)
 
 
-def _random_encoder(pipe):
-  """Random encoder variables of the pipeline's model, as a state, drawn by
+def _random_encoder(encoder):
+  """Random encoder variables of the config's model, as a state, drawn by
   NumPy from the model's shapes: compiling its init, or JAX's sampler for
   every shape, would cost ~10 s on 2 cores. BatchNorm's running statistics
   are all 1, a valid variance."""
   shapes = jax.eval_shape(
-      functools.partial(pipe.model.init, method=models.SSLModel.features),
+      functools.partial(encoder.model.init, method=models.SSLModel.features),
       jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))
   rng = np.random.default_rng(1)
   params = jax.tree.map(
@@ -169,21 +171,18 @@ def _random_encoder(pipe):
   return types.SimpleNamespace(params=params, batch_stats=batch_stats)
 
 
-def test_runs_on_the_real_pipeline(tiny_config):
+def test_runs_on_the_real_encoder(tiny_config):
   rng = np.random.default_rng(0)
   train, test = (rng.integers(0, 256, (n, 32, 32, 3), np.uint8)
                  for n in (32, 16))
-  pipe = pipeline.build(tiny_config, pipeline.data_mesh(),
-                        data.describe(train))
-  state = _random_encoder(pipe)
-  encode = lambda images: pipe.jitted_features(
-      {'params': state.params, 'batch_stats': state.batch_stats}, images)
+  encoder = features_lib.encoder(tiny_config, hosts.data_mesh(),
+                                 data.describe(train))
+  state = _random_encoder(encoder)
+  encode = functools.partial(encoder.extract, state)
   # The test features from float images too: one compilation, not two.
-  test_features = evaluators.extract_features(
-      encode, test.astype(np.float32) / 255, tiny_config.eval_batch_size)
   features = evaluators.Features(
-      None, rng.integers(0, 10, 32), test_features, rng.integers(0, 10, 16),
-      train, test, pipe, state)
+      None, rng.integers(0, 10, 32), encode(test.astype(np.float32) / 255),
+      rng.integers(0, 10, 16), train, test, state, encode=encode)
   result = _run(features, batch_size=16)
   assert 0 <= result['test_accuracy'] <= 1
   assert np.isfinite(result['train_loss'])

@@ -15,25 +15,27 @@ import numpy as np
 import pytest
 
 from ssljax import data
-from ssljax import pipeline
+from ssljax import features
+from ssljax import hosts
+from ssljax import step as step_lib
 
 NUM_DEVICES = 8
 
 
 def _two_steps(config, devices, images):
-  pipe = pipeline.build(config, pipeline.data_mesh(devices),
-                        data.describe(images))
-  state = pipe.initial_state()
-  perm = jax.device_put(jnp.arange(len(images))[::-1], pipe.replicated)
-  on_devices = pipe.device_split(images)
+  mesh, info = hosts.data_mesh(devices), data.describe(images)
+  train_step = step_lib.build(config, mesh, info)
+  state = train_step.initial_state()
+  perm = jax.device_put(jnp.arange(len(images))[::-1], train_step.replicated)
+  on_devices = train_step.device_split(images)
   # Each device holds its own rows of the split, none the whole.
   assert {s.data.shape[0] for s in on_devices.addressable_shards} == {
       len(images) // len(devices)}
   for _ in range(2):
-    state, metrics = pipe.jitted_train_step(state, on_devices, perm)
-  diagnostics = pipe.jitted_diagnostics(
-      state, pipe.jitted_diagnostic_views(images[:16]))
-  return jax.device_get((state, metrics, diagnostics)), pipe
+    state, metrics = train_step.jitted(state, on_devices, perm)
+  encoder = features.encoder(config, mesh, info)
+  diagnostics = encoder.measure(state, encoder.held_out_views(images[:16]))
+  return jax.device_get((state, metrics, diagnostics)), train_step
 
 
 @pytest.fixture(scope='module')
@@ -57,21 +59,21 @@ def eight_device_report():
 # case alone took 49-52 s of the fast tier's 3 minutes.
 @pytest.mark.slow
 @pytest.mark.parametrize('method_name', ['vicreg_tico', 'simclr', 'byol'])
-def test_sharded_step_equals_single_device(tiny_config, use_method,
-                                           method_name, request):
+def test_sharded_step_equals_single_device(tiny_config_of, method_name,
+                                           request):
   if jax.device_count() < NUM_DEVICES:
     report = request.getfixturevalue('eight_device_report')
     assert f'PASSED {request.node.nodeid}' in report, report[-10000:]
     return
 
-  use_method(tiny_config, method_name)
+  tiny_config = tiny_config_of(method_name)
   tiny_config.train.batch_size = 16  # Two images per device.
   # 16 base channels: the 4-channel test net is so ill-conditioned that
   # float32 summation order alone moves its BatchNorm gradients by 1e-3.
   tiny_config.model.width = 0.25
   tiny_config.augment.image_size = 16
   images = np.random.RandomState(0).randint(0, 256, (32, 32, 32, 3), np.uint8)
-  (one_state, one_metrics, one_diagnostics), pipe = _two_steps(
+  (one_state, one_metrics, one_diagnostics), train_step = _two_steps(
       tiny_config, jax.devices()[:1], images)
   (many_state, many_metrics, many_diagnostics), _ = _two_steps(
       tiny_config, jax.devices()[:NUM_DEVICES], images)
@@ -88,7 +90,7 @@ def test_sharded_step_equals_single_device(tiny_config, use_method,
   jax.tree.map(close, one_state.method_state, many_state.method_state)
   # The step really moved the parameters (so equality is not trivial).
   moved = jax.tree.map(lambda a, b: np.abs(a - b).max(),
-                       jax.device_get(pipe.initial_state().params),
+                       jax.device_get(train_step.initial_state().params),
                        one_state.params)
   assert max(jax.tree.leaves(moved)) > 1e-4
   # The collapse diagnostics, BatchNorm on the global held-out batch too.

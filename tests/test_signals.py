@@ -15,8 +15,8 @@ import time
 import orbax.checkpoint as ocp
 import pytest
 
-from ssljax import checkpoints
 from ssljax import train
+from ssljax.workdir import checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,13 +13,11 @@ import pytest
 import tensorflow_datasets as tfds
 from tensorboard.backend.event_processing import event_accumulator
 
-from ssljax import checkpoints
-from ssljax import data
-from ssljax import evaluators
-from ssljax import pipeline
+from ssljax import step as step_lib
 from ssljax import train
 from ssljax.errors import InputError
 from ssljax.methods import vicreg_tico
+from ssljax.workdir import checkpoints
 
 
 def _run(config, workdir):
@@ -106,7 +104,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_intact_one_and_ends_the_same(
 
 
 def _state(method_state):
-  return pipeline.TrainState(
+  return step_lib.TrainState(
       step=jnp.int32(3), params={'w': jnp.ones((2, 2))}, batch_stats={},
       opt_state=(), method_state=method_state, rng=jax.random.PRNGKey(0))
 
@@ -147,37 +145,6 @@ def test_a_checkpoint_of_another_state_layout_is_refused_and_kept(tmp_path):
   restored, record, step = checkpoints.resume(
       checkpoints.manager(str(tmp_path)), old)
   assert int(restored.step) == step == 3 and record is None
-
-
-@pytest.mark.parametrize('key, value, allowed', [
-    ('method.name', 'vicregg', 'vicreg_tico'),
-    ('model.backbone', 'resnet19', 'resnet50'),
-    ('optimizer.name', 'adam', 'adamw'),
-])
-def test_unknown_names_fail_naming_the_key_and_choices(tiny_config, key, value,
-                                                       allowed):
-  section, name = key.split('.')
-  tiny_config[section][name] = value
-  info = data.SplitInfo(64, np.zeros(3, np.float32), np.ones(3, np.float32))
-  with pytest.raises(InputError, match=f'config.{key}.*{allowed}'):
-    pipeline.build(tiny_config, pipeline.data_mesh(), info)
-
-
-def test_unknown_evaluator_fails_naming_the_choices(tiny_config):
-  tiny_config.evals.nearest_neighbours = {'every_epochs': 0.0}
-  with pytest.raises(InputError,
-                     match=r"\['nearest_neighbours'\].*'knn', 'linear_probe'"):
-    evaluators.make_all(tiny_config)
-
-
-def test_batch_not_divisible_by_devices_fails(tiny_config):
-  tiny_config.train.batch_size = 12
-  with pytest.raises(InputError, match=r'config.train.batch_size=12.*\(8\)'):
-    pipeline.check_batch_sizes(tiny_config, num_devices=8)
-  tiny_config.train.batch_size = 16
-  tiny_config.eval_batch_size = 20
-  with pytest.raises(InputError, match=r'config.eval_batch_size=20.*\(8\)'):
-    pipeline.check_batch_sizes(tiny_config, num_devices=8)
 
 
 @pytest.mark.slow

@@ -31,7 +31,8 @@ def test_every_numeric_setting_of_every_config_has_a_rule_and_passes_it():
   for name, config in _every_config():
     settings = validate.numeric_settings(config)
     assert 'optimizer.learning_rate' in settings  # Really found the numbers.
-    missing = [key for key in settings if validate.rule(key) is None]
+    missing = [key for key in settings
+               if validate.rule(key, config) is None]
     assert not missing, f'{name}: no range rule for {missing}'
     validate.check(config)
 
@@ -90,3 +91,13 @@ def test_unknown_names_are_refused_before_anything_is_written(
   with pytest.raises(InputError, match=f'config.{key}.*{allowed}'):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert not os.path.exists(tmp_path / 'run')
+
+
+def test_a_batch_the_devices_cannot_share_is_named(tiny_config):
+  tiny_config.train.batch_size = 12
+  with pytest.raises(InputError, match=r'config.train.batch_size=12.*\(8\)'):
+    validate.batch_sizes(tiny_config, num_devices=8)
+  tiny_config.train.batch_size = 16
+  tiny_config.eval_batch_size = 20
+  with pytest.raises(InputError, match=r'config.eval_batch_size=20.*\(8\)'):
+    validate.batch_sizes(tiny_config, num_devices=8)

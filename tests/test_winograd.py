@@ -93,13 +93,15 @@ def test_winograd_is_within_1e4_of_xla_on_every_layer_shape(side, channels):
 def test_the_plan_uses_winograd_only_where_measured_faster(monkeypatch):
   monkeypatch.setattr(jax, 'default_backend', lambda: 'cpu')
 
-  def plan(side, c_in, c_out, kernel=3, stride=1, dtype=jnp.float32, n=256):
+  def plan(side, c_in, c_out, kernel=3, stride=1, dtype=jnp.float32, n=256,
+           formulations=conv.FORMULATIONS):
     plans = []  # What the plan says while `jit` traces the convolution.
 
     def traced(lhs, rhs):
       plans.append(conv.winograd_plan(
           lhs, rhs, (stride, stride), 'SAME', None, None,
-          lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC), 1))
+          lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC), 1,
+          formulations))
       return lhs
     jax.eval_shape(traced, jax.ShapeDtypeStruct((n, side, side, c_in), dtype),
                    jax.ShapeDtypeStruct((kernel, kernel, c_in, c_out), dtype))
@@ -115,11 +117,12 @@ def test_the_plan_uses_winograd_only_where_measured_faster(monkeypatch):
   assert plan(32, 64, 64, dtype=jnp.bfloat16) is None
   # The chunk divides the batch: 13 images of 256 KiB allow only 1 at a time.
   assert plan(32, 64, 64, n=13)[1] == 1
-  with conv.only('taps', 'patches'):  # How the benchmark turns it off.
-    assert plan(32, 64, 64) is None
-  # Run op by op, XLA's one convolution is faster than the loop's many ops.
-  assert conv.winograd_plan(jnp.zeros((8, 8, 8, 64)), jnp.zeros((3, 3, 64, 64)),
-                            (1, 1), 'SAME', None, None, lax.conv_dimension_numbers(
-                                (8, 8, 8, 64), (3, 3, 64, 64), NHWC), 1) is None
+  # Only where Winograd is among the formulations allowed.
+  assert plan(32, 64, 64, formulations=('taps', 'patches')) is None
+  # On concrete arrays (run eagerly), the plan `jit` makes.
+  x, k = jnp.zeros((16, 16, 16, 128)), jnp.zeros((3, 3, 128, 128))
+  assert conv.winograd_plan(x, k, (1, 1), 'SAME', None, None,
+                            lax.conv_dimension_numbers(x.shape, k.shape, NHWC),
+                            1) == plan(16, 128, 128, n=16) == (2, 16)
   monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
   assert plan(32, 64, 64) is None

@@ -31,7 +31,8 @@ import jax
 import numpy as np
 from PIL import Image
 
-from ssljax import data, evaluators, pipeline
+from ssljax import data, evaluators, hosts
+from ssljax import step as step_lib
 
 REAL_TRAIN_SIZE = 50000
 
@@ -64,24 +65,24 @@ def run_variant(variant, splits, mesh):
   config.optimizer.warmup_epochs *= real_steps_per_epoch / steps_per_epoch
 
   start = time.time()
-  pipe = pipeline.build(config, mesh, data.describe(train_x))
-  state = pipe.initial_state()
-  images = pipe.device_split(train_x)
+  train_step = step_lib.build(config, mesh, data.describe(train_x))
+  state = train_step.initial_state()
+  images = train_step.device_split(train_x)
   losses, std = [], float('nan')
-  for step in range(pipe.total_steps):
-    if step % pipe.steps_per_epoch == 0:
-      perm = pipe.epoch_order(state.rng, step // pipe.steps_per_epoch)
-    state, metrics = pipe.jitted_train_step(state, images, perm)
-    if step % 200 == 0 or step == pipe.total_steps - 1:
+  for step in range(train_step.total_steps):
+    if step % train_step.steps_per_epoch == 0:
+      perm = train_step.epoch_order(state.rng, step // train_step.steps_per_epoch)
+    state, metrics = train_step.jitted(state, images, perm)
+    if step % 200 == 0 or step == train_step.total_steps - 1:
       losses.append(round(float(metrics['loss']), 3))
       std = float(metrics.get('normalized_embedding_std', float('nan')))
   train_seconds = time.time() - start
-  results = evaluators.evaluate(pipe, state, splits,
+  results = evaluators.evaluate(train_step, state, splits,
                                 evaluators.make_all(config))
   probe = results['linear_probe']
   return dict(tag=tag, acc=round(probe['test_accuracy'], 4),
               train_acc=round(probe['train_accuracy'], 4), l2=probe['best_l2'],
-              steps=pipe.total_steps, std=round(std, 4), losses=losses,
+              steps=train_step.total_steps, std=round(std, 4), losses=losses,
               train_s=round(train_seconds),
               probe_s=round(time.time() - start - train_seconds),
               dim=results['features']['dim'])
@@ -91,7 +92,7 @@ def main(subset_path, variants_path, worker, num_workers):
   subset = np.load(subset_path)
   splits = {s: (decode(subset[f'{s}_png'], subset[f'{s}_len']), subset[f'{s}_y'])
             for s in ('train', 'test')}
-  mesh = pipeline.data_mesh(jax.devices()[:1])
+  mesh = hosts.data_mesh(jax.devices()[:1])
   with open(variants_path) as f:
     variants = json.load(f)
   for i, variant in enumerate(variants):

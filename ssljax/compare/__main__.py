@@ -27,20 +27,18 @@ import sys
 from absl import flags
 
 from ssljax import cli
+from ssljax import methods
 from ssljax.compare import report
 from ssljax.compare import runs as runs_lib
 from ssljax.errors import InputError
-
-JOINT_EMBEDDING = ('vicreg', 'tico', 'vicreg_tico', 'barlow_twins', 'simclr',
-                   'byol', 'simsiam')
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('name', None, 'The report: OUT_DIR/NAME.md, '
                     'NAME_accuracy.png and NAME_training.png.')
 flags.DEFINE_string('preset', None, 'The preset of every run, e.g. cpu30.')
-flags.DEFINE_list('methods', list(JOINT_EMBEDDING), 'Methods, by config file '
-                  'name (configs/<method>.py), each an arm with its own '
-                  'settings.')
+flags.DEFINE_list('methods', methods.names(), 'Methods, by config file name '
+                  '(configs/<method>.py), each an arm with its own settings; '
+                  'default: every method of ssljax/methods/.')
 flags.DEFINE_multi_string('variant', [], '"LABEL:METHOD KEY=VALUE ...": one '
                           'more arm, a method with settings changed.')
 flags.DEFINE_list('seeds', ['0', '1', '2'], 'config.seed of each run.')

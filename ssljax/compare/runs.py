@@ -37,9 +37,9 @@ from ml_collections import config_flags
 
 import ssljax
 from ssljax import cli
-from ssljax import event_files
 from ssljax import validate
 from ssljax.errors import InputError
+from ssljax.workdir import events
 
 # Packages whose version can change a run's numbers.
 NUMERICAL_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'dm-pix', 'numpy')
@@ -109,7 +109,7 @@ def stored(run: Run) -> Stored:
   results = _load(os.path.join(run.workdir, 'results.json'))
   if results is not None or record.get('failure'):
     kept = Stored(run.workdir, results, record,
-                  event_files.scalar_events(run.workdir)
+                  events.scalar_events(run.workdir)
                   if results and results['steps'] else {})
   else:
     summary = _load(run.summary)

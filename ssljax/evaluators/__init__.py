@@ -5,10 +5,13 @@ and `make(eval_config, config) -> Evaluator`. `config.evals` lists the ones
 a run uses, by module name, each with its settings; as in big_vision, each
 is built once from its config. The training loop runs every listed
 evaluator at the end of training, and every `every_epochs` epochs where that
-is set, and `python -m ssljax.evaluate` runs them on any checkpoint, on
-features extracted once per evaluation and shared by all of them. `record`
-writes an evaluation: each evaluator's numbers and pictures under its own
-name in DIR/eval/<step>.json, DIR/eval/<step>/*.png and TensorBoard.
+is set, and `python -m ssljax.evaluate` runs them on any checkpoint. An
+evaluator sees `Features`: the encoder features of both splits, extracted
+once per evaluation and shared by all of them, the images and labels, and
+functions of images bound to the evaluated state (`ssljax.features`), never
+the train step. `record` writes an evaluation: each evaluator's numbers and
+pictures under its own name in DIR/eval/<step>.json, DIR/eval/<step>/*.png
+and TensorBoard.
 """
 import dataclasses
 import fcntl
@@ -20,11 +23,10 @@ import pkgutil
 import time
 from typing import Any, Callable, NamedTuple, Sequence
 
-from clu import metric_writers
-import jax
 import ml_collections
 import numpy as np
 
+from ssljax import features as features_lib
 from ssljax import pictures
 from ssljax.errors import InputError
 
@@ -32,17 +34,23 @@ from ssljax.errors import InputError
 class Features(NamedTuple):
   """What an evaluator sees: the encoder features [N, F] and labels of the
   train and test splits, extracted once and shared; and, for evaluators
-  that need more (other views of the images, the heads, the method's
-  state), the uint8 images, the pipeline and the evaluated train state
-  (None where a caller has only features, as the benchmark)."""
+  that need more, the uint8 images, the evaluated train state, and two
+  functions of images bound to it (`ssljax.features.Encoder`):
+    encode(images, readout=None) -> features [N, F] of uint8 images or of
+      float views in [0, 1] (or what `readout` makes of the stage maps);
+    diagnose(uint8 images) -> the collapse measures of two views of them,
+      as the training loop takes them at every log.
+  The last five are None where a caller has only features (the benchmark).
+  """
   train: np.ndarray
   train_labels: np.ndarray
   test: np.ndarray
   test_labels: np.ndarray
   train_images: np.ndarray | None = None
   test_images: np.ndarray | None = None
-  pipe: Any = None  # pipeline.Pipeline
-  state: Any = None  # pipeline.TrainState
+  state: Any = None  # step.TrainState
+  encode: Callable[..., np.ndarray] | None = None
+  diagnose: Callable[[np.ndarray], dict] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,17 +71,22 @@ def names() -> list[str]:
   return sorted(m.name for m in pkgutil.iter_modules(__path__))
 
 
+def check_names(chosen: Sequence[str]):
+  """An unknown evaluator fails naming the allowed values."""
+  unknown = sorted(set(chosen) - set(names()))
+  if unknown:
+    raise InputError(f'Unknown evaluators {unknown}; allowed values: '
+                     f'{names()} (config.evals, or --evals of '
+                     'ssljax.evaluate).')
+
+
 def make_all(config: ml_collections.ConfigDict,
              chosen: Sequence[str] | None = None) -> dict[str, Evaluator]:
   """The evaluators `chosen` (default: those `config.evals` lists), each
   bound to its settings in `config.evals`, or to its defaults where the
   config has none; an unknown name fails naming the allowed values."""
   chosen = list(config.evals) if chosen is None else list(chosen)
-  unknown = sorted(set(chosen) - set(names()))
-  if unknown:
-    raise InputError(f'Unknown evaluators {unknown}; allowed values: '
-                     f'{names()} (config.evals, or --evals of '
-                     'ssljax.evaluate).')
+  check_names(chosen)
   built = {}
   for name in chosen:
     module = importlib.import_module(f'{__name__}.{name}')
@@ -83,52 +96,24 @@ def make_all(config: ml_collections.ConfigDict,
   return built
 
 
-def extract_features(encode: Callable[[np.ndarray], jax.Array],
-                     images: np.ndarray, batch_size: int) -> np.ndarray:
-  """Applies `encode` batch by batch; the last batch is padded so that
-  `encode` compiles once, and the padding is dropped."""
-  features = []
-  for start in range(0, len(images), batch_size):
-    batch = images[start:start + batch_size]
-    padded = np.concatenate(
-        [batch, np.zeros((batch_size - len(batch),) + batch.shape[1:],
-                         batch.dtype)])
-    features.append(np.asarray(encode(padded), np.float32)[:len(batch)])
-  return np.concatenate(features)
-
-
-def state_features(pipe, state, images: np.ndarray, readout=None
-                   ) -> np.ndarray:
-  """The encoder features of `state` (or what `readout` makes of its stage
-  maps, see `Pipeline.features`) of `images`, extracted with the
-  pipeline's jitted encoder, the images split over its mesh (and over the
-  processes of a multi-host run, each of which gets every feature)."""
-  variables = {'params': state.params, 'batch_stats': state.batch_stats}
-  return extract_features(
-      functools.partial(pipe.host_features, variables, readout=readout),
-      images, pipe.config.eval_batch_size)
-
-
-def encoder_features(pipe, state, splits: dict) -> Features:
-  """The `state_features` of the train and test splits ({split: (uint8
-  images, labels)}), with everything else an evaluator may need."""
-  (train_images, train_labels), (test_images, test_labels) = (
-      splits['train'], splits['test'])
-  return Features(
-      state_features(pipe, state, train_images), train_labels,
-      state_features(pipe, state, test_images), test_labels,
-      train_images, test_images, pipe, state)
-
-
-def evaluate(pipe, state, splits: dict, evaluators: dict[str, Evaluator]
-             ) -> dict:
-  """Extracts the features once and runs every evaluator on them: {name:
-  its result}, plus the extraction's 'features' {'dim', 'seconds'}; {} when
-  there is no evaluator."""
+def evaluate(encoder: features_lib.Encoder, state, splits: dict,
+             evaluators: dict[str, Evaluator]) -> dict:
+  """Extracts the features of both splits ({split: (uint8 images, labels)})
+  once and runs every evaluator on them: {name: its result}, plus the
+  extraction's 'features' {'dim', 'seconds'}; {} when there is no
+  evaluator."""
   if not evaluators:
     return {}
   start = time.time()
-  features = encoder_features(pipe, state, splits)
+  (train_images, train_labels), (test_images, test_labels) = (
+      splits['train'], splits['test'])
+  features = Features(
+      encoder.extract(state, train_images), train_labels,
+      encoder.extract(state, test_images), test_labels,
+      train_images, test_images, state,
+      encode=functools.partial(encoder.extract, state),
+      diagnose=lambda images: encoder.measure(
+          state, encoder.held_out_views(images)))
   results = {'features': {'dim': int(features.train.shape[1]),
                           'seconds': time.time() - start}}
   for name, evaluator in evaluators.items():
@@ -153,10 +138,11 @@ def _scalars(prefix: str, results: dict) -> dict:
           if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def record(writer: metric_writers.MetricWriter, workdir: str, step: int,
+def record(writer, workdir: str, step: int,
            results: dict, evals: dict[str, Evaluator]) -> dict:
   """Writes an evaluation of the state at `step`: each evaluator's numbers
-  and pictures to TensorBoard (`<evaluator>/<key>`), the pictures as PNG in
+  and pictures to TensorBoard (`<evaluator>/<key>`, by `writer`, a clu
+  MetricWriter), the pictures as PNG in
   `workdir/eval/<step>/`, and `workdir/eval/<step>.json`, whose top level
   holds `step`, `feature_dim` and every evaluator's summary keys
   (`linear_probe_accuracy`, `knn_accuracy`, `rankme`...) and whose 'evals'

@@ -5,7 +5,7 @@ spectrum as a picture and the warnings the thresholds of
 The encoder features ('feature_*') are the evaluated ones, BatchNorm in
 inference mode, on the whole clean test split (RankMe needs many more images
 than dimensions). The embeddings, alignment and uniformity are measured as
-the training loop measures them at every log (`Pipeline.diagnostics`), on
+the training loop measures them at every log (`Features.diagnose`), on
 two views of the first `num_images` test images, and so is the method
 state.
 """
@@ -16,28 +16,25 @@ import numpy as np
 from ssljax import collapse
 from ssljax import evaluators
 from ssljax import pictures
-from ssljax.errors import InputError
+from ssljax import ranges
 
 _spread = jax.jit(collapse.spread, static_argnums=1)
 
 
 def default_config() -> ml_collections.ConfigDict:
   """num_images: the held-out images of the embedding, alignment and
-  uniformity measures; a multiple of every usual device count."""
+  uniformity measures (at least 2: pairs make the uniformity); a multiple
+  of every usual device count."""
   return ml_collections.ConfigDict(dict(every_epochs=0.0, num_images=1024))
 
 
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {'num_images': ranges.between(2)}
+
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:
-  if eval_config.num_images < 2:
-    raise InputError(f'config.evals.diagnostics.num_images='
-                     f'{eval_config.num_images} must be at least 2 (pairs of '
-                     'images make the uniformity).')
-
   def run(features: evaluators.Features) -> dict:
-    pipe = features.pipe
-    views = pipe.held_out_views(features.test_images[:eval_config.num_images])
-    measures = jax.device_get(pipe.jitted_diagnostics(features.state, views))
+    measures = features.diagnose(features.test_images[:eval_config.num_images])
     measures.update(jax.device_get(_spread(features.test, 'feature')))
     found = collapse.warnings(measures, config.collapse)
     curves = {name: value for name, value in measures.items()

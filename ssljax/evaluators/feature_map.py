@@ -20,7 +20,7 @@ from ssljax import collapse
 from ssljax import data
 from ssljax import evaluators
 from ssljax import pictures
-from ssljax.errors import InputError
+from ssljax import ranges
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -30,16 +30,17 @@ def default_config() -> ml_collections.ConfigDict:
                                         perplexity=30.0))
 
 
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {'num_images': ranges.between(2),
+          'perplexity': ranges.POSITIVE}
+
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:
-  if eval_config.num_images < 2:
-    raise InputError(f'config.evals.feature_map.num_images='
-                     f'{eval_config.num_images} must be at least 2.')
-
   def run(features: evaluators.Features) -> dict:
     start = time.time()
     x = np.asarray(collapse.l2_normalize(
-        features.test[:eval_config.num_images].astype(np.float32)))
+        features.test[:eval_config.num_images].astype(np.float32),
+        collapse.ZERO_SAFE))
     labels = features.test_labels[:len(x)]
     perplexity = min(eval_config.perplexity, (len(x) - 1) / 3)
     tsne = manifold.TSNE(n_components=2, perplexity=perplexity, init='pca',

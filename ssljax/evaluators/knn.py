@@ -18,7 +18,7 @@ import numpy as np
 
 from ssljax import collapse
 from ssljax import evaluators
-from ssljax.errors import InputError
+from ssljax import ranges
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -28,6 +28,10 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       every_epochs=0.0, k=200, temperature=0.1, chunk=500))
 
+
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {'k': ranges.AT_LEAST_1, 'temperature': ranges.POSITIVE,
+          'chunk': ranges.AT_LEAST_1}
 
 @functools.partial(jax.jit, static_argnames=('k', 'num_classes'))
 def knn_predict(train: jax.Array, train_labels: jax.Array, test: jax.Array,
@@ -47,7 +51,8 @@ def knn_accuracy(train: np.ndarray, train_labels: np.ndarray,
                  temperature: float, chunk: int) -> float:
   """Top-1 accuracy of `knn_predict` over the whole test set, scored
   `chunk` rows at a time (the last chunk padded so that it compiles once)."""
-  train, test = (collapse.l2_normalize(jnp.asarray(x, jnp.float32))
+  train, test = (collapse.l2_normalize(jnp.asarray(x, jnp.float32),
+                                       collapse.ZERO_SAFE)
                  for x in (train, test))
   num_classes = int(max(train_labels.max(), test_labels.max())) + 1
   train_labels = jnp.asarray(train_labels)
@@ -65,14 +70,6 @@ def knn_accuracy(train: np.ndarray, train_labels: np.ndarray,
 
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:
-  for key in ('k', 'chunk'):
-    if eval_config[key] < 1:
-      raise InputError(f'config.evals.knn.{key}={eval_config[key]} must be at '
-                       'least 1.')
-  if not eval_config.temperature > 0:
-    raise InputError(f'config.evals.knn.temperature={eval_config.temperature}'
-                     ' must be greater than 0 (the InstDisc value is 0.1).')
-
   def run(features: evaluators.Features) -> dict:
     start = time.time()
     accuracy = knn_accuracy(

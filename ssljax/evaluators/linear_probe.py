@@ -22,6 +22,7 @@ import optax
 from ssljax import data
 from ssljax import evaluators
 from ssljax import pictures
+from ssljax import ranges
 
 
 @jax.custom_vjp
@@ -192,6 +193,11 @@ def default_config() -> ml_collections.ConfigDict:
                                  1e-1),
       holdout_fraction=0.1, num_steps=50))
 
+
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {'l2_grid': ranges.AT_LEAST_0,
+          'holdout_fraction': ranges.between(0, 1, True, True),
+          'num_steps': ranges.AT_LEAST_1}
 
 def configured_probe(eval_config: ml_collections.ConfigDict, seed: int,
                      train_features: np.ndarray, train_labels: np.ndarray,

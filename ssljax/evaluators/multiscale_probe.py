@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from ssljax import evaluators
+from ssljax import ranges
 from ssljax.errors import InputError
 from ssljax.evaluators import linear_probe
 
@@ -72,6 +73,10 @@ def default_config() -> ml_collections.ConfigDict:
   return config
 
 
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {**linear_probe.RANGES, 'stages': ranges.AT_LEAST_1,
+          'grid': ranges.AT_LEAST_1}
+
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:
   if not eval_config.stages:
@@ -80,10 +85,8 @@ def make(eval_config: ml_collections.ConfigDict,
   readout = RegionPooling(tuple(eval_config.stages), eval_config.grid)
 
   def run(features: evaluators.Features) -> dict:
-    train, test = (
-        evaluators.state_features(features.pipe, features.state, images,
-                                  readout)
-        for images in (features.train_images, features.test_images))
+    train, test = (features.encode(images, readout)
+                   for images in (features.train_images, features.test_images))
     result = linear_probe.configured_probe(
         eval_config, config.seed, train, features.train_labels, test,
         features.test_labels)

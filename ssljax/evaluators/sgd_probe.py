@@ -36,6 +36,8 @@ import optax
 from ssljax import augment
 from ssljax import data
 from ssljax import evaluators
+from ssljax import features as features_lib
+from ssljax import ranges
 from ssljax.errors import InputError
 from ssljax.evaluators.linear_probe import accuracy, cross_entropy, predict
 
@@ -51,6 +53,12 @@ def default_config() -> ml_collections.ConfigDict:
       every_epochs=0.0, epochs=100, batch_size=256, learning_rate=0.1,
       momentum=0.9, weight_decay=0.0, crop_scale=(0.08, 1.0)))
 
+
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {
+    'epochs': ranges.AT_LEAST_1, 'batch_size': ranges.AT_LEAST_1,
+    'learning_rate': ranges.POSITIVE, 'momentum': ranges.DECAY,
+    'weight_decay': ranges.AT_LEAST_0, 'crop_scale': ranges.FRACTION}
 
 def _crop_and_flip(key, image, scale):
   """One float image in [0, 1] randomly resized-cropped back to its own size
@@ -71,17 +79,18 @@ def augmented_views(key, images, indices, *, scale):
       keys, data.to_unit_range(images), scale)
 
 
-def augmented_features(encode: Callable[[jax.Array], jax.Array],
+def augmented_features(encode: Callable[[jax.Array], np.ndarray],
                        images: np.ndarray, key: jax.Array, *,
                        scale: tuple[float, float], batch_size: int
                        ) -> np.ndarray:
   """The features [N, F] of one crop-and-flip view of each uint8 image,
-  `batch_size` images per call of `encode`. `extract_features` batches the
-  indices of the images; the padding indices (0) are encoded and dropped."""
+  `batch_size` images per call of `encode`. `features.in_batches` batches
+  the indices of the images; the padding indices (0) are encoded and
+  dropped."""
   def encode_indices(indices):
     return encode(augmented_views(key, images[indices], indices, scale=scale))
-  return evaluators.extract_features(encode_indices, np.arange(len(images)),
-                                     batch_size)
+  return features_lib.in_batches(encode_indices, np.arange(len(images)),
+                                 batch_size)
 
 
 def sgd(learning_rate: float, momentum: float, weight_decay: float,
@@ -154,36 +163,13 @@ def sgd_probe(epoch_features: Callable[[int], np.ndarray],
   }
 
 
-def _check(key: str, value, valid: bool, allowed: str):
-  """Fails naming the key, its value and what is allowed, unless valid."""
-  if not valid:
-    raise InputError(f'config.evals.sgd_probe.{key}={value} is invalid; '
-                     f'allowed: {allowed}.')
-
-
-def _check_config(eval_config: ml_collections.ConfigDict):
-  """Fails naming the first setting the protocol cannot run with."""
-  scale = tuple(eval_config.crop_scale)
-  _check('epochs', eval_config.epochs, eval_config.epochs >= 1,
-         'an integer of at least 1 (the protocol: 100)')
-  _check('batch_size', eval_config.batch_size, eval_config.batch_size >= 1,
-         'an integer of at least 1 (the protocol: 256)')
-  _check('learning_rate', eval_config.learning_rate,
-         eval_config.learning_rate > 0,
-         'a number greater than 0 (the protocol: 0.1)')
-  _check('momentum', eval_config.momentum, 0 <= eval_config.momentum < 1,
-         'a number in [0, 1) (the protocol: 0.9)')
-  _check('weight_decay', eval_config.weight_decay,
-         eval_config.weight_decay >= 0,
-         'a number of at least 0 (the protocol: 0)')
-  _check('crop_scale', scale, len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1,
-         'two area fractions 0 < low <= high <= 1 (the protocol: (0.08, 1.0))')
-
-
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:
-  _check_config(eval_config)
   scale = tuple(float(s) for s in eval_config.crop_scale)
+  if len(scale) != 2 or scale[0] > scale[1]:
+    raise InputError(
+        f'config.evals.sgd_probe.crop_scale={scale} must be two area '
+        'fractions, low <= high (the protocol: (0.08, 1.0)).')
 
   def run(features: evaluators.Features) -> dict:
     num_train = len(features.train_labels)
@@ -191,14 +177,11 @@ def make(eval_config: ml_collections.ConfigDict,
       raise InputError(
           f'config.evals.sgd_probe.batch_size={eval_config.batch_size} is '
           f'larger than the train split ({num_train} images); lower it.')
-    state = features.state
-    encode = functools.partial(
-        features.pipe.host_features,
-        {'params': state.params, 'batch_stats': state.batch_stats})
     crop_key, order_key = jax.random.split(jax.random.PRNGKey(config.seed))
     epoch_features = lambda epoch: augmented_features(
-        encode, features.train_images, jax.random.fold_in(crop_key, epoch),
-        scale=scale, batch_size=features.pipe.config.eval_batch_size)
+        features.encode, features.train_images,
+        jax.random.fold_in(crop_key, epoch), scale=scale,
+        batch_size=config.eval_batch_size)
     result = sgd_probe(
         epoch_features, features.train_labels, features.test,
         features.test_labels, epochs=eval_config.epochs,

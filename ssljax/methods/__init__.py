@@ -93,7 +93,7 @@ def check_name(config: ml_collections.ConfigDict):
 
 
 def make(config: ml_collections.ConfigDict) -> Method:
-  """The method `config.method.name`, bound to `config`."""
-  check_name(config)
+  """The method `config.method.name` (checked by `validate.check`), bound
+  to `config`."""
   return importlib.import_module(
       f'{__name__}.{config.method.name}').make(config)

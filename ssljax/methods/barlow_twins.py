@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from ssljax import ranges
 from ssljax.methods import common
 
 
@@ -19,6 +20,9 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(name='barlow_twins', lambd=0.0051,
                                         scale=0.1))
 
+
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {'lambd': ranges.AT_LEAST_0, 'scale': ranges.AT_LEAST_0}
 
 def batch_standardize(z: jax.Array, eps: float = 1e-5) -> jax.Array:
   """Zero mean, unit (biased) variance per dimension, as BatchNorm1d."""

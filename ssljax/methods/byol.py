@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from ssljax import ranges
 from ssljax.methods import common
 
 _TARGET_PARTS = ('encoder', 'projector')  # The target has no predictor.
@@ -23,6 +24,9 @@ def default_config() -> ml_collections.ConfigDict:
   """tau_base = 0.99, the paper's value for CIFAR (and solo-learn's)."""
   return ml_collections.ConfigDict(dict(name='byol', base_tau=0.99))
 
+
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {'base_tau': ranges.PROBABILITY}
 
 def target_part(params):
   return {k: v for k, v in params.items() if k in _TARGET_PARTS}

@@ -12,13 +12,9 @@ import ml_collections
 import optax
 
 from ssljax import augment
+from ssljax.collapse import l2_normalize  # Shared with the evaluators.
 from ssljax.errors import InputError
 from ssljax.methods import Method, Outputs
-
-
-def l2_normalize(z: jax.Array) -> jax.Array:
-  """Each row scaled to unit Euclidean norm."""
-  return z / jnp.linalg.norm(z, axis=1, keepdims=True)
 
 
 def cosine(a: jax.Array, b: jax.Array) -> jax.Array:

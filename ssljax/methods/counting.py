@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from ssljax import augment
+from ssljax import ranges
 from ssljax.methods import common
 
 NUM_TILES = 4
@@ -27,6 +28,9 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(name='counting', margin=10.0,
                                         input_size=16))
 
+
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {'input_size': ranges.AT_LEAST_1, 'margin': ranges.AT_LEAST_0}
 
 def downsample_and_tiles(images: jax.Array) -> jax.Array:
   """[N, H, W, C] -> [5, N, H/2, W/2, C]: D o x (2x2 average pooling), then

@@ -21,8 +21,9 @@ import ml_collections
 import numpy as np
 
 from ssljax import augment
-from ssljax.methods import common
+from ssljax import ranges
 from ssljax.errors import InputError
+from ssljax.methods import common
 
 NUM_TILES = 9
 
@@ -35,6 +36,13 @@ def default_config() -> ml_collections.ConfigDict:
       name='jigsaw', num_permutations=100, tile_size=8, gap=2, jitter=2,
       input_size=16, colour_drop_prob=0.3))
 
+
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {
+    'num_permutations': ranges.between(2), 'tile_size': ranges.AT_LEAST_1,
+    'gap': ranges.AT_LEAST_0, 'jitter': ranges.AT_LEAST_0,
+    'input_size': ranges.AT_LEAST_1,
+    'colour_drop_prob': ranges.PROBABILITY}
 
 @functools.lru_cache(maxsize=8)
 def permutation_set(num: int) -> np.ndarray:

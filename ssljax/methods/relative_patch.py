@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from ssljax import augment
+from ssljax import ranges
 from ssljax.methods import common
 
 # The eight neighbours of the centre cell (1, 1), in row-major order; label k
@@ -31,6 +32,12 @@ def default_config() -> ml_collections.ConfigDict:
       name='relative_patch', patch_size=8, gap=3, jitter=2, input_size=16,
       colour_drop_prob=1.0))
 
+
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {
+    'patch_size': ranges.AT_LEAST_1, 'gap': ranges.AT_LEAST_0,
+    'jitter': ranges.AT_LEAST_0, 'input_size': ranges.AT_LEAST_1,
+    'colour_drop_prob': ranges.PROBABILITY}
 
 def sample_pairs(key: jax.Array, num_images: int, cfg, image_size: int):
   """(centre corners [N, 2], neighbour corners [N, 2], labels [N])."""

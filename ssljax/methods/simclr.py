@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from ssljax import ranges
 from ssljax.methods import common
 
 
@@ -17,6 +18,9 @@ def default_config() -> ml_collections.ConfigDict:
   """Temperature 0.2, solo-learn's on CIFAR."""
   return ml_collections.ConfigDict(dict(name='simclr', temperature=0.2))
 
+
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {'temperature': ranges.POSITIVE}
 
 def nt_xent(z1: jax.Array, z2: jax.Array, temperature: float
             ) -> tuple[jax.Array, dict[str, jax.Array]]:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from ssljax import collapse
+from ssljax import ranges
 from ssljax.methods import common
 
 
@@ -19,6 +20,9 @@ def default_config() -> ml_collections.ConfigDict:
   """beta = 0.9 and rho = 8, as in the study ssljax grew from."""
   return ml_collections.ConfigDict(dict(name='tico', beta=0.9, rho=8.0))
 
+
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {'beta': ranges.DECAY, 'rho': ranges.AT_LEAST_0}
 
 def zero_covariance(dim: int) -> jax.Array:
   """C_0 = 0 for D-dimensional embeddings."""

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from ssljax import ranges
 from ssljax.methods import common
 
 
@@ -20,6 +21,9 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name='vicreg', sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0))
 
+
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {'*_coeff': ranges.AT_LEAST_0}
 
 def invariance(z1: jax.Array, z2: jax.Array) -> jax.Array:
   return jnp.mean((z1 - z2) ** 2)

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from ssljax import ranges
 from ssljax.methods import common
 from ssljax.methods import tico
 from ssljax.methods import vicreg
@@ -31,6 +32,10 @@ def default_config() -> ml_collections.ConfigDict:
       name='vicreg_tico', sim_coeff=25.0, std_coeff=25.0, nu=0.01, beta=0.9,
       normalize=False, both_branches=False))
 
+
+# The range of each numeric setting (`ssljax.validate` checks them).
+RANGES = {'*_coeff': ranges.AT_LEAST_0, 'nu': ranges.AT_LEAST_0,
+          'beta': ranges.DECAY}
 
 def vicreg_tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *,
                      sim_coeff: float, std_coeff: float, nu: float,

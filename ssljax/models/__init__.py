@@ -85,10 +85,9 @@ def check_names(config: ml_collections.ConfigDict):
 
 def create_model(config: ml_collections.ConfigDict,
                  num_classes: int = 0) -> SSLModel:
-  """Builds the model named by `config.model`, with an online probe over
-  `num_classes` when `config.model.online_probe`; bad names fail with the
-  choices."""
-  check_names(config)
+  """Builds the model named by `config.model` (checked by
+  `validate.check`), with an online probe over `num_classes` when
+  `config.model.online_probe`."""
   dtype = compute_dtype(config.model.dtype)
   predictor = None
   if config.model.predictor_widths:

@@ -26,11 +26,19 @@ measured (tables in experiments/results/performance.md):
   shifted_input(i, j)^T @ output_gradient, contracting over all the batch's
   pixels (XLA computes it as another convolution, over the batch).
 - Everything else: XLA's convolution.
-Winograd and the patches take only layers of MIN_FLOPS or more, and only
-while `jit` traces. On GPU and TPU this is `lax.conv_general_dilated`
-unchanged.
+Winograd and the patches take only layers of MIN_FLOPS or more. On GPU and
+TPU this is `lax.conv_general_dilated` unchanged.
+
+The choice is a function of the layer's shapes and dtypes, its other
+arguments, `jax.default_backend()` and the formulations allowed, an explicit
+argument (`conv_general_dilated(..., formulations=...)`, all of FORMULATIONS
+by default; `using(*names)` is the function that allows only `names`, to
+hand to `ResNet(convolution=...)`), and of nothing else: run eagerly, op by
+op, a layer computes what it computes under `jit`, far more slowly (each of
+a formulation's ops and loops compiles and dispatches on its own: Winograd
+took 0.57 s eagerly for 32 images of 16x16x64 and a 3x3 64 -> 64 kernel,
+XLA's convolution 8.5 ms).
 """
-import contextlib
 import functools
 import math
 
@@ -56,37 +64,47 @@ MIN_FLOPS = 0.5e9
 # Patch-matrix values per chunk of the batch (4 MiB of float32).
 PATCHES_CHUNK_VALUES = 2**20
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
-# The formulations `conv_general_dilated` may choose; `only` narrows them.
+# The formulations `conv_general_dilated` may choose (all, by default).
 FORMULATIONS = ('taps', 'winograd', 'patches')
-_enabled = set(FORMULATIONS)
 
 
-@contextlib.contextmanager
-def only(*names):
-  """Within, convolutions traced use only the formulations `names`, and XLA's
-  convolution where those do not apply: how the benchmark counts the direct
-  convolution's FLOPs and the experiments time one formulation against
-  another."""
-  global _enabled
-  saved, _enabled = _enabled, set(names)
-  try:
-    yield
-  finally:
-    _enabled = saved
+def _checked(formulations) -> tuple:
+  """`formulations` as a tuple, each a name in FORMULATIONS."""
+  if isinstance(formulations, str):
+    raise TypeError(f'formulations={formulations!r} must be a sequence of '
+                    f'names of {FORMULATIONS}, not one string.')
+  formulations = tuple(formulations)
+  unknown = [f for f in formulations if f not in FORMULATIONS]
+  if unknown:
+    raise ValueError(f'Unknown formulations {unknown}; allowed values: '
+                     f'{FORMULATIONS}.')
+  return formulations
+
+
+def using(*names):
+  """`conv_general_dilated` that chooses among the formulations `names` only,
+  and XLA's convolution where those do not apply (`using()`: XLA's
+  convolution throughout), for `ResNet(convolution=...)` and the
+  experiments that time one formulation against another."""
+  return functools.partial(conv_general_dilated, formulations=_checked(names))
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None,
-                         feature_group_count=1, precision=None):
+                         feature_group_count=1, precision=None, *,
+                         formulations=FORMULATIONS):
   """`lax.conv_general_dilated`, computed by Winograd's algorithm, by patch
-  products or with the tap-wise kernel gradient where that is faster (see
-  the module docstring)."""
+  products or with the tap-wise kernel gradient where that is faster, of
+  `formulations` only (see the module docstring): the same choice eagerly
+  and under `jit`."""
+  formulations = _checked(formulations)
   plan = winograd_plan(lhs, rhs, window_strides, padding, lhs_dilation,
-                       rhs_dilation, dimension_numbers, feature_group_count)
+                       rhs_dilation, dimension_numbers, feature_group_count,
+                       formulations)
   if plan:
     return winograd.conv3x3(lhs, rhs, *plan, precision)
   chunk = patches_chunk(lhs, rhs, window_strides, lhs_dilation, rhs_dilation,
-                        dimension_numbers, feature_group_count)
+                        dimension_numbers, feature_group_count, formulations)
   if chunk:
     if isinstance(padding, str):
       padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2],
@@ -96,7 +114,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                                    precision)
   if not taps_are_faster(lhs, rhs, window_strides, lhs_dilation,
                          rhs_dilation, dimension_numbers,
-                         feature_group_count):
+                         feature_group_count, formulations):
     return lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
         rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
@@ -110,12 +128,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
 
 def _plain_nhwc_cpu(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
                     feature_group_count) -> bool:
-  """A dense, undilated NHWC/HWIO convolution on the CPU backend, being
-  traced (run op by op, as in a debugging session, the formulations' many
-  small ops each compile and dispatch on their own, and XLA's one
-  convolution is faster)."""
+  """A dense, undilated NHWC/HWIO convolution on the CPU backend, whether
+  traced or run eagerly."""
   return (jax.default_backend() == 'cpu' and lhs.ndim == 4
-          and any(isinstance(a, jax.core.Tracer) for a in (lhs, rhs))
           and feature_group_count == 1
           and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
           and dimension_numbers == lax.conv_dimension_numbers(
@@ -137,11 +152,12 @@ def _direct_flops(lhs_shape, rhs_shape, strides) -> float:
 
 
 def winograd_plan(lhs, rhs, strides, padding, lhs_dilation, rhs_dilation,
-                  dimension_numbers, feature_group_count):
+                  dimension_numbers, feature_group_count,
+                  formulations=FORMULATIONS):
   """(m, chunk) of `winograd.conv3x3` for this convolution, or None where
-  Winograd is not the faster way on this backend (see the module
-  docstring)."""
-  if 'winograd' not in _enabled or not _plain_nhwc_cpu(
+  Winograd is not among `formulations` or not the faster way on this backend
+  (see the module docstring)."""
+  if 'winograd' not in formulations or not _plain_nhwc_cpu(
       lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
       feature_group_count):
     return None
@@ -160,11 +176,12 @@ def winograd_plan(lhs, rhs, strides, padding, lhs_dilation, rhs_dilation,
 
 
 def patches_chunk(lhs, rhs, strides, lhs_dilation, rhs_dilation,
-                  dimension_numbers, feature_group_count):
+                  dimension_numbers, feature_group_count,
+                  formulations=FORMULATIONS):
   """Images per chunk of `patches.conv_by_patches` for this convolution, or
-  None where that is not the faster way on this backend (see the module
-  docstring)."""
-  if 'patches' not in _enabled or not _plain_nhwc_cpu(
+  None where the patches are not among `formulations` or not the faster way
+  on this backend (see the module docstring)."""
+  if 'patches' not in formulations or not _plain_nhwc_cpu(
       lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
       feature_group_count):
     return None
@@ -185,10 +202,12 @@ def patches_chunk(lhs, rhs, strides, lhs_dilation, rhs_dilation,
 
 
 def taps_are_faster(lhs, rhs, strides, lhs_dilation, rhs_dilation,
-                    dimension_numbers, feature_group_count) -> bool:
-  """Whether this convolution is of a kind whose kernel gradient the taps
-  compute faster on this backend (see the module docstring)."""
-  if 'taps' not in _enabled or not _plain_nhwc_cpu(
+                    dimension_numbers, feature_group_count,
+                    formulations=FORMULATIONS) -> bool:
+  """Whether the taps are among `formulations` and this convolution is of a
+  kind whose kernel gradient they compute faster on this backend (see the
+  module docstring)."""
+  if 'taps' not in formulations or not _plain_nhwc_cpu(
       lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
       feature_group_count):
     return False

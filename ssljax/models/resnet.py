@@ -4,7 +4,10 @@ The CIFAR stem is a 3x3 convolution with stride 1 and no max-pool, so a 32x32
 image keeps enough spatial resolution for the four stages. `width` multiplies
 every channel count, which gives the small encoders our CPU presets train.
 `dtype` is the compute dtype (bfloat16 on TPU/GPU); parameters stay float32.
-On CPU, the kernel gradients of most layers come from `models.conv`.
+`convolution` computes every convolution: by default `models.conv`'s, which
+on CPU computes most layers by Winograd, patch products or a kernel gradient
+by taps; `lax.conv_general_dilated` (XLA's own) or `conv.using(...)` (some
+of those formulations only) build the same parameters.
 """
 import functools
 from typing import Any, Sequence
@@ -12,7 +15,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ssljax.models.conv import conv_general_dilated
+from ssljax.models import conv as conv_lib
 
 
 class Block(nn.Module):
@@ -64,6 +67,8 @@ class ResNet(nn.Module):
   # no faster: experiments/results/cpu_recipes.md).
   stem_strides: int = 1
   dtype: Any = jnp.float32
+  # `lax.conv_general_dilated`'s signature; see the module docstring.
+  convolution: Any = conv_lib.conv_general_dilated
 
   @nn.compact
   def __call__(self, x, train: bool):
@@ -72,7 +77,7 @@ class ResNet(nn.Module):
     conv = functools.partial(
         nn.Conv, use_bias=False, dtype=self.dtype, padding='SAME',
         kernel_init=nn.initializers.variance_scaling(2.0, 'fan_out', 'normal'),
-        conv_general_dilated=conv_general_dilated)
+        conv_general_dilated=self.convolution)
     norm = functools.partial(nn.BatchNorm, use_running_average=not train,
                              momentum=0.9, epsilon=1e-5, dtype=self.dtype)
     base = max(1, round(64 * self.width))

@@ -1,12 +1,12 @@
-"""One function builds a run: `build(config, mesh, train_info) -> Pipeline`.
+"""The train step of a config: `build(config, mesh, train_info) -> TrainStep`.
 
-The pipeline binds the method, model, optimizer, schedule and training length
-of a config once. Its `train_step` does augment -> encode -> project -> loss
--> optimizer update over a global batch sharded on the mesh, and never asks
+`TrainStep` binds the method, model, optimizer, schedule and training length
+of a config once. Called, it does augment -> encode -> project -> loss ->
+optimizer update over a global batch sharded on the mesh, and never asks
 which method it runs. Training, the benchmark, the experiments and the tests
-all call `build`, and the benchmark times the pipeline's own parts
-(`inputs`, `encoder_forward`, `head_loss`), so what is measured is what
-trains.
+all call `build`, and the benchmark times the step's own parts (`inputs`,
+`encoder_forward`, `head_loss`), so what is measured is what trains. What
+the evaluators see of a train state is `ssljax.features`'.
 
 `TrainState` is the only thing checkpointed, and restoring it restores
 everything, the data order and augmentation randomness included, because both
@@ -24,8 +24,6 @@ import ml_collections
 import numpy as np
 import optax
 
-from ssljax import augment
-from ssljax import collapse
 from ssljax import data
 from ssljax import hosts
 from ssljax import methods
@@ -50,16 +48,6 @@ def key_streams(rng: jax.Array) -> tuple[jax.Array, jax.Array]:
   return aug_key, data_key
 
 
-def data_mesh(devices=None) -> Mesh:
-  """A one-axis mesh over `devices` (default: all, of every process): the
-  batch and the training split are split on 'data', parameters are
-  replicated. The devices are ordered by process, so that each process
-  holds one block of rows of a split array."""
-  devices = jax.devices() if devices is None else devices
-  return Mesh(np.array(sorted(devices, key=lambda d: (d.process_index, d.id))),
-              ('data',))
-
-
 def gather_rows(mesh: Mesh, split: jax.Array, idx: jax.Array) -> jax.Array:
   """`split[idx]` for a `split` whose rows are divided over the mesh (no
   device holds it whole) and replicated indices: each device takes the
@@ -79,8 +67,8 @@ def gather_rows(mesh: Mesh, split: jax.Array, idx: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Pipeline:
-  """A run's parts, bound to its config; see `build`."""
+class TrainStep:
+  """The train step of a config and its parts, bound to it; see `build`."""
   config: ml_collections.ConfigDict
   mesh: Mesh
   method: methods.Method
@@ -93,12 +81,11 @@ class Pipeline:
 
   @property
   def replicated(self) -> NamedSharding:
-    return NamedSharding(self.mesh, P())
+    return hosts.replicated(self.mesh)
 
   @property
   def batch_sharded(self) -> NamedSharding:
-    """Split on the leading (batch) axis over the mesh."""
-    return NamedSharding(self.mesh, P('data'))
+    return hosts.split_rows(self.mesh)
 
   def initial_state(self) -> TrainState:
     """The state before the first step, replicated over the mesh."""
@@ -219,9 +206,9 @@ class Pipeline:
     return jax.lax.stop_gradient(
         self.method.targets(state.method_state, project, x))
 
-  def train_step(self, state: TrainState, images: jax.Array, perm: jax.Array,
-                 labels: jax.Array | None = None
-                 ) -> tuple[TrainState, dict[str, jax.Array]]:
+  def __call__(self, state: TrainState, images: jax.Array, perm: jax.Array,
+               labels: jax.Array | None = None
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step on the batch of step `state.step`; the split's
     `labels` are given exactly when the model has an online probe, and are
     seen by nothing else.
@@ -253,132 +240,17 @@ class Pipeline:
                          method_state=method_state), metrics
 
   @functools.cached_property
-  def jitted_train_step(self):
-    """`train_step` jitted once: state replicated and donated."""
-    return jax.jit(self.train_step,
+  def jitted(self):
+    """The step jitted once: state replicated and donated."""
+    return jax.jit(self.__call__,
                    out_shardings=(self.replicated, self.replicated),
                    donate_argnums=(0,))
 
-  def features(self, variables, images: jax.Array, readout=None
-               ) -> jax.Array:
-    """Encoder features of images, uint8 or float in [0, 1] (augmented
-    views), BatchNorm in inference mode: the encoder's output or, with
-    `readout` (a hashable function of the encoder's stage maps {'stage1':
-    [N, H, W, C], ...}), what `readout` makes of them."""
-    if images.dtype == jnp.uint8:
-      images = data.to_unit_range(images)
-    x = data.standardize_channels(images, self.train_info)
-    if readout is None:
-      return self.model.apply(variables, x, method=models.SSLModel.features)
-    _, sown = self.model.apply(variables, x, method=models.SSLModel.features,
-                               mutable=['intermediates'])
-    return readout({name: maps[0] for name, maps
-                    in sown['intermediates']['encoder'].items()})
-
-  def host_features(self, variables, images, readout=None) -> np.ndarray:
-    """`features` of a batch every process holds whole (uint8 images or
-    views in [0, 1]), computed over the mesh, each process giving its own
-    rows: the features of the whole batch, on every process."""
-    # `readout` by position: jit takes no keywords with in_shardings.
-    return hosts.to_host(self.jitted_features(
-        variables, hosts.global_array(self.batch_sharded, np.asarray(images)),
-        readout))
-
-  def diagnostic_views(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Two views of each uint8 held-out image, what `diagnostics` measures:
-    the standard SSL augmentation (`augment.default_config`) at the training
-    image size, whatever the method's own, so that alignment compares
-    methods on the same pairs; drawn from the run's seed, so that they are
-    made once and every log sees the same pairs."""
-    pairs = augment.default_config()
-    pairs.image_size = self.config.augment.image_size
-    return augment.views(jax.random.PRNGKey(self.config.seed),
-                         data.to_unit_range(images), pairs)
-
-  def diagnostics(self, state: TrainState,
-                  views: tuple[jax.Array, jax.Array]) -> dict[str, jax.Array]:
-    """The collapse diagnostics (`ssljax.collapse`) of `state` on the two
-    `diagnostic_views` of held-out images: the spread, RankMe and singular
-    values of the first views' encoder features ('feature_*') and, where
-    the head sees one input per image, of the head's outputs
-    ('embedding_*'); the alignment and uniformity of the features of both
-    views; and the method state's own diagnostics. Measuring the spread on
-    the views too keeps the cost at two encoder passes over the batch.
-
-    BatchNorm normalises with the statistics of the held-out batch (and
-    keeps none), as the loss sees the network: the running averages that
-    inference uses lag behind training, and early on they make a healthy
-    network look collapsed.
-    """
-    variables = {'params': state.params, 'batch_stats': state.batch_stats}
-
-    def encode(images):  # One feature vector per image, whatever the head.
-      x = data.standardize_channels(images, self.train_info)
-      h, _ = self.model.apply(variables, x, train=True, head_groups=1,
-                              mutable=['batch_stats'],
-                              method=models.SSLModel.encode)
-      return h.astype(jnp.float32)  # Statistics in float32, as the losses.
-
-    h1, h2 = encode(views[0]), encode(views[1])
-    measures = collapse.spread(h1, 'feature')
-    if self.method.head_groups == 1:
-      (z, _), _ = self.model.apply(variables, h1, train=True,
-                                   mutable=['batch_stats'],
-                                   method=models.SSLModel.heads)
-      measures.update(collapse.spread(z.astype(jnp.float32), 'embedding'))
-    measures['alignment'] = collapse.alignment(h1, h2)
-    measures['uniformity'] = (collapse.uniformity(h1)
-                              + collapse.uniformity(h2)) / 2
-    measures.update(self.method.state_diagnostics(state.method_state))
-    return measures
-
-  @functools.cached_property
-  def jitted_diagnostic_views(self):
-    """`diagnostic_views` jitted, the images split over the mesh."""
-    return jax.jit(self.diagnostic_views, in_shardings=self.batch_sharded,
-                   out_shardings=self.batch_sharded)
-
-  def held_out_views(self, images: np.ndarray) -> tuple[jax.Array, jax.Array]:
-    """`diagnostic_views` of uint8 held-out images that every process holds
-    whole, each process giving its own rows."""
-    return self.jitted_diagnostic_views(
-        hosts.global_array(self.batch_sharded, images))
-
-  @functools.cached_property
-  def jitted_diagnostics(self):
-    """`diagnostics` jitted, the views split over the mesh."""
-    return jax.jit(self.diagnostics,
-                   in_shardings=(self.replicated, self.batch_sharded),
-                   out_shardings=self.replicated)
-
-  @functools.cached_property
-  def jitted_features(self):
-    """`features` jitted, the images split over the mesh."""
-    return jax.jit(self.features, static_argnums=2,
-                   in_shardings=(self.replicated, self.batch_sharded))
-
-
-def check_batch_sizes(config: ml_collections.ConfigDict, num_devices: int):
-  """Every batch must split evenly over the devices."""
-  sizes = [('train.batch_size', config.train.batch_size),
-           ('eval_batch_size', config.eval_batch_size)]
-  if config.collapse.num_images:  # 0 turns the diagnostics off.
-    sizes.append(('collapse.num_images', config.collapse.num_images))
-  for key, value in sizes:
-    if value <= 0 or value % num_devices:
-      raise InputError(
-          f'config.{key}={value} must be a positive multiple of the device '
-          f'count ({num_devices}), so that every device gets an equal shard.')
-
 
 def build(config: ml_collections.ConfigDict, mesh: Mesh,
-          train_info: data.SplitInfo) -> Pipeline:
-  """The pipeline of `config` on `mesh`, for a train split described by
-  `train_info`. Unknown names and batch sizes the devices cannot share
-  fail here, naming the key and the allowed values."""
-  method = methods.make(config)
-  model = models.create_model(config, train_info.num_classes)
-  check_batch_sizes(config, mesh.size)
+          train_info: data.SplitInfo) -> TrainStep:
+  """The train step of `config` (checked by `validate.check`) on `mesh`, for
+  a train split described by `train_info`."""
   steps_per_epoch = train_info.num_examples // config.train.batch_size
   if steps_per_epoch == 0:
     raise InputError(
@@ -388,7 +260,8 @@ def build(config: ml_collections.ConfigDict, mesh: Mesh,
   total_steps = int(config.train.num_epochs * steps_per_epoch)
   optimizer, schedule = optim.create_optimizer(config, steps_per_epoch,
                                                total_steps)
-  return Pipeline(config=config, mesh=mesh, method=method, model=model,
-                  optimizer=optimizer, schedule=schedule,
-                  train_info=train_info, steps_per_epoch=steps_per_epoch,
-                  total_steps=total_steps)
+  return TrainStep(
+      config=config, mesh=mesh, method=methods.make(config),
+      model=models.create_model(config, train_info.num_classes),
+      optimizer=optimizer, schedule=schedule, train_info=train_info,
+      steps_per_epoch=steps_per_epoch, total_steps=total_steps)

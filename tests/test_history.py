@@ -6,9 +6,9 @@ import ml_collections
 import pytest
 import tensorflow_datasets as tfds
 
-from ssljax import run_history
 from ssljax import train
 from ssljax.errors import InputError
+from ssljax.workdir import history as history_lib
 
 
 def _saved(config):
@@ -22,7 +22,7 @@ def test_changes_lists_differing_keys_and_ignores_keys_added_since(
   tiny_config.optimizer.learning_rate = 0.6
   tiny_config.augment.crop_scale = (0.3, 1.0)
   tiny_config.train.log_every_steps = 7
-  assert run_history.changes(saved, tiny_config) == {
+  assert history_lib.changes(saved, tiny_config) == {
       'augment.crop_scale': [list(saved['augment']['crop_scale']), [0.3, 1.0]],
       'optimizer.learning_rate': [saved['optimizer']['learning_rate'], 0.6],
       'train.log_every_steps': [2, 7]}
@@ -36,12 +36,12 @@ def test_a_change_of_computation_is_refused_naming_key_and_flag(
   saved = _saved(tiny_config)
   section, _, name = key.rpartition('.')
   (tiny_config[section] if section else tiny_config)[name] = value
-  found = run_history.changes(saved, tiny_config)
+  found = history_lib.changes(saved, tiny_config)
   with pytest.raises(InputError, match=f'another config: {key} .* -> '
                      f'{value!r}.*--allow_config_change') as raised:
-    run_history.check_resume(found, 4, '/w', allowed=False)
+    history_lib.check_resume(found, 4, '/w', allowed=False)
   assert '\n' not in str(raised.value)
-  run_history.check_resume(found, 4, '/w', allowed=True)  # Told to.
+  history_lib.check_resume(found, 4, '/w', allowed=True)  # Told to.
 
 
 @pytest.mark.parametrize('key, value', [
@@ -56,31 +56,31 @@ def test_bookkeeping_changes_are_allowed(tiny_config, key, value):
   for part in section.split('.') if section else ():
     node = node[part]
   node[name] = value
-  found = run_history.changes(saved, tiny_config)
+  found = history_lib.changes(saved, tiny_config)
   assert list(found) == [key]
-  run_history.check_resume(found, 4, '/w', allowed=False)
+  history_lib.check_resume(found, 4, '/w', allowed=False)
 
 
 def test_every_start_is_kept_and_config_json_is_the_latest(tmp_path):
   first = ml_collections.ConfigDict({'seed': 0, 'train': {'num_epochs': 1}})
-  history = run_history.start(str(tmp_path), first, None, {}, False)
-  run_history.finish(str(tmp_path), history, to_step=4, train_seconds=2.5,
+  history = history_lib.start(str(tmp_path), first, None, {}, False)
+  history_lib.finish(str(tmp_path), history, to_step=4, train_seconds=2.5,
                      outcome='Stopped: SIGTERM stopped the run')
   second = ml_collections.ConfigDict({'seed': 1, 'train': {'num_epochs': 2}})
   found = {'seed': [0, 1], 'train.num_epochs': [1, 2]}
-  history = run_history.start(str(tmp_path), second, 4, found, True)
-  kept = run_history.read(str(tmp_path))
+  history = history_lib.start(str(tmp_path), second, 4, found, True)
+  kept = history_lib.read(str(tmp_path))
   assert [h['from_step'] for h in kept] == [None, 4]
   assert kept[0]['config']['seed'] == 0 and kept[0]['train_seconds'] == 2.5
   assert kept[1]['config_changes'] == found and kept[1]['allowed_by_flag']
   assert 'ended' not in kept[1]  # Still running (or killed).
   assert json.loads((tmp_path / 'config.json').read_text())['seed'] == 1
-  assert run_history.summary(history)[1].keys() == kept[1].keys() - {'config'}
+  assert history_lib.summary(history)[1].keys() == kept[1].keys() - {'config'}
 
 
 def test_a_workdir_from_before_the_history_keeps_its_config(tmp_path):
   (tmp_path / 'config.json').write_text('{"seed": 3}')
-  history = run_history.start(
+  history = history_lib.start(
       str(tmp_path), ml_collections.ConfigDict({'seed': 3}), 8, {}, False)
   assert history[0] == {'note': 'started before ssljax kept a history',
                         'config': {'seed': 3}}
@@ -127,6 +127,6 @@ def test_resume_refuses_a_changed_config_before_loading_and_keeps_history(
   changed.data.data_dir = tiny_config.data.data_dir
   with tfds.testing.mock_data(num_examples=64):
     train.train_and_evaluate(changed, str(tmp_path), allow_config_change=True)
-  history = run_history.read(str(tmp_path))
+  history = history_lib.read(str(tmp_path))
   assert history[-1]['allowed_by_flag'] and history[-1]['config_changes'][
       'optimizer.learning_rate'] == [rate, 0.6]

@@ -8,18 +8,18 @@ import textwrap
 
 import pytest
 
-from ssljax import run_lock
 from ssljax.errors import InputError
+from ssljax.workdir import lock
 
 
 def test_a_second_run_is_refused_naming_the_holder(tmp_path):
-  with run_lock.exclusive(str(tmp_path)):
+  with lock.exclusive(str(tmp_path)):
     # Another process, as a second `python -m ssljax.main` would be.
     probe = textwrap.dedent(f'''
-        from ssljax import run_lock
+        from ssljax.workdir import lock
         from ssljax.errors import InputError
         try:
-          with run_lock.exclusive({str(tmp_path)!r}):
+          with lock.exclusive({str(tmp_path)!r}):
             print('acquired')
         except InputError as e:
           print(e)''')
@@ -29,9 +29,9 @@ def test_a_second_run_is_refused_naming_the_holder(tmp_path):
     assert f'pid {os.getpid()} on ' in out and 'since 20' in out
     # Within this process too.
     with pytest.raises(InputError, match=f'pid {os.getpid()}'):
-      with run_lock.exclusive(str(tmp_path)):
+      with lock.exclusive(str(tmp_path)):
         pass
-  with run_lock.exclusive(str(tmp_path)):  # Released: free again.
+  with lock.exclusive(str(tmp_path)):  # Released: free again.
     pass
   assert (tmp_path / 'run.lock').read_text() == ''
 
@@ -40,7 +40,7 @@ def test_a_lock_left_by_a_dead_run_is_taken_over_with_a_note(tmp_path,
                                                              capsys):
   # SIGKILL releases the flock but leaves the holder's line.
   (tmp_path / 'run.lock').write_text('pid 4242 on somehost since 2026-11-24\n')
-  with run_lock.exclusive(str(tmp_path)):
+  with lock.exclusive(str(tmp_path)):
     assert f'pid {os.getpid()}' in (tmp_path / 'run.lock').read_text()
   note = capsys.readouterr().out
   assert 'taking over the lock' in note and 'pid 4242 on somehost' in note
@@ -50,7 +50,7 @@ def test_a_workdir_that_is_a_file_is_refused_in_one_line(tmp_path):
   (tmp_path / 'file').write_text('not a directory')
   with pytest.raises(InputError, match=r"'.*file' cannot be used: .* Pass "
                      r'--workdir=<a writable directory>') as raised:
-    with run_lock.exclusive(str(tmp_path / 'file')):
+    with lock.exclusive(str(tmp_path / 'file')):
       pass
   assert '\n' not in str(raised.value)
 
@@ -68,7 +68,7 @@ def test_a_read_only_workdir_is_refused_in_one_line(tmp_path):
   try:
     with pytest.raises(InputError, match=r"'.*run' cannot be used: .* Pass "
                        r'--workdir=<a writable directory>') as raised:
-      with run_lock.exclusive(str(workdir)):
+      with lock.exclusive(str(workdir)):
         pass
     assert '\n' not in str(raised.value)
   finally:
