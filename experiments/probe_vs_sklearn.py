@@ -24,7 +24,6 @@ from ssljax import evaluators
 from ssljax import features
 from ssljax import hosts
 from ssljax import step as step_lib
-from ssljax import train
 from ssljax.evaluators import linear_probe
 from ssljax.workdir import checkpoints
 
@@ -65,7 +64,7 @@ _CACHED = ('train_x', 'train_y', 'test_x', 'test_y')
 def main(argv):
   del argv
   config = FLAGS.config
-  splits = train.load_splits(config)
+  splits = data.load_splits(config)
   mesh, info = hosts.data_mesh(), data.describe(splits['train'][0])
   state = step_lib.build(config, mesh, info).initial_state()
   if FLAGS.workdir:

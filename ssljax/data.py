@@ -128,6 +128,13 @@ def load_split(name: str, split: str, data_dir: str | None = None,
           np.concatenate(labels)[order].astype(np.int32))
 
 
+def load_splits(config) -> dict:
+  """{'train', 'test'}: (uint8 images, int32 labels) of `config.data`."""
+  return {split: load_split(config.data.name, split,
+                            config.data.data_dir or None, config.data.download)
+          for split in ('train', 'test')}
+
+
 def class_names(name: str, data_dir: str | None, num_classes: int
                 ) -> list[str]:
   """The names of the dataset's classes, from its prepared TFDS metadata (no

@@ -21,7 +21,6 @@ import json
 import os
 
 from absl import flags
-from clu import metric_writers
 import ml_collections
 
 from ssljax import cli
@@ -31,7 +30,6 @@ from ssljax import evaluators
 from ssljax import features as features_lib
 from ssljax import hosts
 from ssljax import step as step_lib
-from ssljax import train
 from ssljax import validate
 from ssljax.errors import InputError
 from ssljax.workdir import checkpoints
@@ -127,10 +125,12 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   if step not in steps:
     raise InputError(f'{directory} holds no checkpoint of step {step}; '
                      f'it holds steps {steps}.')
-  splits = train.load_splits(config)
+  splits = data.load_splits(config)
   mesh, info = hosts.data_mesh(), data.describe(*splits['train'])
   state, _ = checkpoints.restore(
       manager, step_lib.build(config, mesh, info).initial_state(), step)
+  # Here: a bad flag or workdir is reported before TensorFlow (clu) loads.
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
   writer = metric_writers.create_default_writer(
       os.path.join(workdir, 'eval'), just_logging=False)
   record = evaluators.record(

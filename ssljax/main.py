@@ -22,7 +22,6 @@ from ml_collections import config_flags
 
 from ssljax import cli
 from ssljax import hosts
-from ssljax import train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Where checkpoints, TensorBoard events and '
@@ -41,6 +40,9 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main():
+  # Here, not at the top: a bad flag is reported before the training stack
+  # (clu's writers import TensorFlow) has loaded.
+  from ssljax import train  # pylint: disable=g-import-not-at-top
   hosts.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
                    FLAGS.process_id)
   if not hosts.is_main():  # Process 0 prints for all; errors still show.

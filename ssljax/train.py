@@ -205,14 +205,6 @@ class CollapseWatch:
     return measures
 
 
-def load_splits(config: ml_collections.ConfigDict) -> dict:
-  """{'train', 'test'}: (uint8 images, int32 labels) of `config.data`."""
-  return {split: data.load_split(config.data.name, split,
-                                 config.data.data_dir or None,
-                                 config.data.download)
-          for split in ('train', 'test')}
-
-
 def view_grid(train_step: step_lib.TrainStep, images: np.ndarray,
               num: int = 8) -> np.ndarray:
   """[1, num*S, (1+K)*S, 3]: each row an original image and the K network
@@ -277,7 +269,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   manager = checkpoints.manager(os.path.join(workdir, 'checkpoints'),
                                 config.train.keep_checkpoints)
   found = resume_changes(manager, workdir, config, allowed)
-  splits = load_splits(config)
+  splits = data.load_splits(config)
   (train_images, train_labels), (test_images, _) = (splits['train'],
                                                     splits['test'])
   info = data.describe(train_images, train_labels)

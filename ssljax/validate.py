@@ -98,11 +98,13 @@ def rules(config: ml_collections.ConfigDict) -> list[tuple[str, tuple]]:
   return found
 
 
-def rule(key: str, config: ml_collections.ConfigDict):
-  """The (check, words) of the first of the config's `rules` that `key`
-  matches, or None."""
-  return next((r for pattern, r in rules(config)
-               if fnmatch.fnmatchcase(key, pattern)), None)
+def ranged(config: ml_collections.ConfigDict) -> dict:
+  """{key: (value, (check, words) of the first of the config's `rules` it
+  matches, or None)} of every numeric setting."""
+  ruled = rules(config)
+  return {key: (value, next((r for pattern, r in ruled
+                             if fnmatch.fnmatchcase(key, pattern)), None))
+          for key, value in numeric_settings(config).items()}
 
 
 def batch_sizes(config: ml_collections.ConfigDict, num_devices: int):
@@ -135,8 +137,7 @@ def check(config: ml_collections.ConfigDict):
         'pass it to defaults.use_cpu_budget in the config, or set '
         '--config.train.num_epochs.')
   wrong = []
-  for key, value in numeric_settings(config).items():
-    found = rule(key, config)
+  for key, (value, found) in ranged(config).items():
     if found and not all(found[0](v) for v in _numbers(value)):
       each = 'each value ' if isinstance(value, (tuple, list)) else ''
       wrong.append(f'config.{key}={value!r} ({each}must be {found[1]})')

@@ -1,4 +1,6 @@
-"""Shared test fixtures: a tiny config that trains in seconds on CPU."""
+"""Shared test fixtures: a tiny config that trains in seconds on CPU, and one
+finished run of it that the end-to-end tests read."""
+import fcntl
 import importlib
 import os
 
@@ -13,11 +15,11 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # handed to the xdist workers first, so that the two workers of a 2-core
 # machine finish together instead of one waiting on a long file handed out
 # last.
-LONGEST_FIRST = ('test_multihost.py', 'test_notebook.py', 'test_sharding.py',
-                 'test_train.py', 'test_signals.py', 'test_method_contract.py',
-                 'test_history.py', 'test_evaluate.py', 'test_methods.py',
-                 'test_bench.py', 'test_models.py', 'test_cli.py',
-                 'test_pretext.py', 'test_presets.py')
+LONGEST_FIRST = ('test_multihost.py', 'test_signals.py', 'test_sharding.py',
+                 'test_bench.py', 'test_train.py', 'test_method_contract.py',
+                 'test_history.py', 'test_methods.py', 'test_online_probe.py',
+                 'test_pretext.py', 'test_cli.py', 'test_linear_probe.py',
+                 'test_models.py', 'test_augment.py', 'test_presets.py')
 
 
 # Measured on the slow tier's resume test alone, from an empty cache (2
@@ -60,12 +62,13 @@ def pytest_configure(config):
                                                                'cache'):
     os.environ['JAX_COMPILATION_CACHE_DIR'] = str(
         config.cache.mkdir('jax-compilation-cache'))
-    os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', str(2 << 30))
-    # Programs that took a second to compile, JAX's default. Caching every
-    # program (JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0) took the
-    # resume test from 67.3 to 60.8 s, but CI from 21.9 to 24.1 minutes:
-    # with a size cap, each write lists the whole cache, and the eager
-    # tests' thousands of small programs made that quadratic (measured).
+    # Every program, however quickly it compiled: the xdist workers, the
+    # tests' subprocesses and the slow tier after the fast one share them
+    # (the fast tier from an empty cache: 124 s against 150 s, measured).
+    # No size cap: with one, every write lists the whole cache, which made
+    # caching every program quadratic (CI 24.1 minutes against 21.9).
+    os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+    os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', '-1')
   config.pluginmanager.getplugin('capturemanager').suspend_global_capture(
       in_=True)
   hugepages.reexec()
@@ -94,13 +97,17 @@ def _shrink(config):
   return config
 
 
-@pytest.fixture
-def tiny_config():
-  """The VICReg config shrunk, with a 32-d projector."""
+def _tiny_config():
   from configs import vicreg  # pylint: disable=g-import-not-at-top
   config = _shrink(vicreg.get_config('smoke'))
   config.model.projector_widths = (32, 32, 32)
   return config
+
+
+@pytest.fixture
+def tiny_config():
+  """The VICReg config shrunk, with a 32-d projector."""
+  return _tiny_config()
 
 
 @pytest.fixture
@@ -109,3 +116,31 @@ def tiny_config_of():
   (its own heads)."""
   return lambda name, preset='smoke': _shrink(
       importlib.import_module(f'configs.{name}').get_config(preset))
+
+
+@pytest.fixture(scope='session')
+def trained_run(tmp_path_factory, worker_id):
+  """(config, workdir) of one finished run on `tfds.testing.mock_data`,
+  trained once for every end-to-end test that reads a run (copy the workdir
+  to change it), by whichever xdist worker asks first while the other waits
+  (each would otherwise train it: 30-50 s each): tiny_config with the
+  hybrid's loss (the method with state), 6 steps, checkpoints at 2, 4 and
+  6, the linear probe and kNN every 2 steps, the collapse watch at every
+  log."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from ssljax import train  # pylint: disable=g-import-not-at-top
+  from ssljax.methods import vicreg_tico  # pylint: disable=g-import-not-at-top
+  config = _tiny_config()
+  config.method = vicreg_tico.default_config()
+  config.evals.linear_probe.every_epochs = 0.5
+  config.evals.knn.every_epochs = 0.5
+  root = tmp_path_factory.getbasetemp()
+  if worker_id != 'master':
+    root = root.parent  # The workers' common folder.
+  workdir = root / 'trained_run'
+  with open(root / 'trained_run.lock', 'a') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (workdir / 'results.json').exists():
+      with tfds.testing.mock_data(num_examples=64):
+        train.train_and_evaluate(config, str(workdir))
+  return config, workdir

@@ -43,11 +43,12 @@ def test_views_shape_dtype_range_and_keys():
 
 
 def test_each_image_gets_its_own_transform():
-  same = jnp.repeat(_images(1), 16, axis=0)
+  # Eight copies: the shapes of the test above, whose ops are compiled.
+  same = jnp.repeat(_images(1), 8, axis=0)
   v1, _ = augment.views(jax.random.PRNGKey(0), same, augment.default_config())
-  flat = np.asarray(v1).reshape(16, -1)
+  flat = np.asarray(v1).reshape(8, -1)
   distinct = {tuple(np.round(row[:50], 5)) for row in flat}
-  assert len(distinct) == 16
+  assert len(distinct) == 8
 
 
 def test_whole_image_crop_is_the_identity():

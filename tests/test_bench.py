@@ -28,15 +28,6 @@ def test_bench_reports_every_stage(tiny_config_of):
   assert 'collapse diagnostics of 256 held-out images' in table
 
 
-@pytest.mark.slow
-def test_bench_times_a_pretext_task_on_its_own_inputs(tiny_config_of):
-  config = tiny_config_of('jigsaw')  # Nine tiles per image, grouped heads.
-  results = bench.run(config, steps=1, repeats=1, probe_examples=64)
-  assert results['encoder_inputs'] == [9 * config.train.batch_size, 16, 16, 3]
-  assert results['heads_loss_update'][0] > 0
-  assert '144 inputs of 16x16 per step' in bench.report(results)
-
-
 def test_flops_of_counts_a_matrix_product_as_two_flops_per_multiply_add():
   product = jax.jit(lambda a, b: a @ b)
   assert bench.flops_of(product, jnp.ones((8, 16)), jnp.ones((16, 4))) == (

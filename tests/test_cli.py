@@ -1,10 +1,19 @@
 """The commands end a user error in one line, before any data is loaded;
-`--verbose` shows the traceback."""
+`--verbose` shows the traceback.
+
+Each message is checked in this process, through the parsing the commands
+share (`compare.runs.resolve_config` parses flags as `ssljax.main` does and
+words the error with `cli.one_line`); the commands themselves run in a
+process of their own only to show the exit status, the one line and what
+is not written."""
 import os
 import subprocess
 import sys
 
 import pytest
+
+from ssljax.compare import runs
+from ssljax.errors import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,39 +27,36 @@ def _command(*args):
   return proc.returncode, ours, proc.stderr
 
 
-@pytest.mark.parametrize('flag,message', [
-    ('--config.train.nmu_epochs=3',
-     "ssljax: no such config key 'nmu_epochs' Did you mean \"num_epochs\""),
-    ('--config.train.num_epochs=many', "could not convert string to float: "
-     "'many'"),
+@pytest.mark.parametrize('flags,message', [
+    (('--config=configs/vicreg.py:smoke', '--config.train.nmu_epochs=3'),
+     "no such config key 'nmu_epochs' Did you mean \"num_epochs\""),
+    (('--config=configs/vicreg.py:smoke', '--config.train.num_epochs=many'),
+     "could not convert string to float: 'many'"),
+    (('--config=configs/nope.py',),
+     "No such file or directory: 'configs/nope.py'"),
+    (('--config=configs/vicreg.py:tiny',),
+     "Unknown config preset 'tiny'; allowed values: ['full', 'cpu', 'cpu10', "
+     "'cpu30', 'cpu120', 'smoke', 'gpu', 'tpu']"),
 ])
-def test_bad_config_flags_end_in_one_line(flag, message, tmp_path):
+def test_bad_config_flags_are_named_in_one_line(flags, message, monkeypatch):
+  monkeypatch.chdir(ROOT)
+  with pytest.raises(InputError) as raised:
+    runs.resolve_config(list(flags))
+  assert message in str(raised.value) and '\n' not in str(raised.value)
+
+
+def test_a_bad_flag_ends_the_command_in_one_line_and_starts_nothing(
+    tmp_path):
   code, ours, stderr = _command('ssljax.main',
-                                '--config=configs/vicreg.py:smoke', flag,
+                                '--config=configs/vicreg.py:smoke',
+                                '--config.train.nmu_epochs=3',
                                 f'--workdir={tmp_path}')
-  assert code == 1 and len(ours) == 1 and message in ours[0], stderr
+  assert code == 1 and len(ours) == 1 and 'nmu_epochs' in ours[0], stderr
   assert 'Traceback' not in stderr
   assert not os.listdir(tmp_path)  # Nothing started.
-
-
-@pytest.mark.parametrize('config,message', [
-    ('configs/nope.py', "No such file or directory: 'configs/nope.py'"),
-    ('configs/vicreg.py:tiny', "Unknown config preset 'tiny'; allowed "
-     "values: ['full', 'cpu', 'cpu10', 'cpu30', 'cpu120', 'smoke', 'gpu', "
-     "'tpu']"),
-])
-def test_missing_config_files_and_presets_end_in_one_line(config, message,
-                                                          tmp_path):
-  code, ours, stderr = _command('ssljax.main', f'--config={config}',
-                                f'--workdir={tmp_path}')
-  assert code == 1 and len(ours) == 1 and message in ours[0], stderr
-  assert 'Traceback' not in stderr
-
-
-def test_verbose_shows_the_traceback(tmp_path):
   code, _, stderr = _command('ssljax.main', '--config=configs/vicreg.py:tiny',
                              f'--workdir={tmp_path}', '--verbose')
-  assert code == 1 and 'Traceback' in stderr
+  assert code == 1 and 'Traceback' in stderr  # --verbose shows it.
 
 
 def test_evaluate_of_a_folder_that_is_no_workdir_ends_in_one_line(tmp_path):

@@ -50,6 +50,7 @@ def test_kernel_grad_by_taps_matches_the_formula(kernel, stride, size):
       rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow  # 13 s: a width-1 ResNet's gradient, compiled twice.
 def test_resnet_gradients_equal_those_of_xla_convolutions(monkeypatch):
   # Width 1 at 32x32 puts layers on each path: Winograd (3x3 stride 1, 64
   # channels or more), patches (strided 3x3) and the taps (1x1); 16 images

@@ -2,6 +2,7 @@
 retraining, its JSON, pictures and TensorBoard summaries, and bad input."""
 import json
 import os
+import shutil
 
 import numpy as np
 import orbax.checkpoint as ocp
@@ -10,7 +11,6 @@ import tensorflow_datasets as tfds
 from tensorboard.backend.event_processing import event_accumulator
 
 from ssljax import evaluate
-from ssljax import train
 from ssljax.errors import InputError
 
 
@@ -82,11 +82,9 @@ def _tags(directory):
 
 @pytest.mark.slow
 def test_checkpoint_of_a_finished_run_is_evaluated_with_json_and_pictures(
-    tiny_config, tmp_path):
-  from ssljax.methods import vicreg_tico  # pylint: disable=g-import-not-at-top
-  tiny_config.method = vicreg_tico.default_config()
+    trained_run, tmp_path):
+  tmp_path = shutil.copytree(trained_run[1], tmp_path / 'run')
   with tfds.testing.mock_data(num_examples=64):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
     # The earlier of the kept checkpoints, not the latest.
     record = evaluate.evaluate_checkpoint(str(tmp_path), step=4)
     # Evaluating again with one evaluator keeps the others' results.

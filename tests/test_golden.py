@@ -5,6 +5,7 @@ without bumping the version fails here. Each method's inputs and loss are
 pinned by the method contract (tests/test_method_contract.py)."""
 import jax
 import numpy as np
+import pytest
 
 import golden
 from ssljax import data
@@ -14,6 +15,7 @@ from ssljax import step as step_lib
 STEPS = 3
 
 
+@pytest.mark.slow  # 12 s: the step with the online probe, compiled.
 def test_a_tiny_run_computes_what_it_computed_at_this_numerics_version(
     tiny_config):
   """vicreg_tico (the method with state), with the online probe (the step's

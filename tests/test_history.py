@@ -1,6 +1,7 @@
 """A resume may change bookkeeping, not the computation (unless told), and
 every start of a workdir is kept in its history."""
 import json
+import shutil
 
 import ml_collections
 import pytest
@@ -89,44 +90,45 @@ def test_a_workdir_from_before_the_history_keeps_its_config(tmp_path):
 
 @pytest.mark.slow
 def test_resume_refuses_a_changed_config_before_loading_and_keeps_history(
-    tiny_config, tmp_path):
-  tiny_config.train.num_epochs = 0.5  # 2 steps.
-  tiny_config.evals = {}
-  tiny_config.collapse.num_images = 0
-  with tfds.testing.mock_data(num_examples=64):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
-  before = (tmp_path / 'config.json').read_text()
+    trained_run, tmp_path):
+  trained, finished = trained_run
+  workdir = shutil.copytree(finished, tmp_path / 'run')
+  config = ml_collections.ConfigDict(trained.to_dict())
+  config.evals = {}  # Bookkeeping, and quicker.
+  config.collapse.num_images = 0
+  before = (workdir / 'config.json').read_text()
 
-  changed = ml_collections.ConfigDict(tiny_config.to_dict())
+  changed = ml_collections.ConfigDict(config.to_dict())
   changed.optimizer.learning_rate = 0.6
   changed.data.data_dir = str(tmp_path / 'no_data_here')  # Not reached.
-  rate = tiny_config.optimizer.learning_rate
-  with pytest.raises(InputError, match=f'step 2 .* another config: '
+  rate = config.optimizer.learning_rate
+  with pytest.raises(InputError, match=f'step 6 .* another config: '
                      f'optimizer.learning_rate {rate} -> 0.6. .*nothing was '
                      'changed'):
-    train.train_and_evaluate(changed, str(tmp_path))
-  assert (tmp_path / 'config.json').read_text() == before
+    train.train_and_evaluate(changed, str(workdir))
+  assert (workdir / 'config.json').read_text() == before
 
   # Extending the run is bookkeeping; a re-run of a finished workdir adds
   # to the history and never loses the training time already spent.
-  tiny_config.train.num_epochs = 1.0
+  config.train.num_epochs = 2.0
   with tfds.testing.mock_data(num_examples=64):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
-    results = train.train_and_evaluate(tiny_config, str(tmp_path))
-  assert [h['from_step'] for h in results['history']] == [None, 2, 4]
-  assert [h['to_step'] for h in results['history']] == [2, 4, 4]
-  assert results['history'][1]['config_changes'] == {
-      'train.num_epochs': [0.5, 1.0]}
+    train.train_and_evaluate(config, str(workdir))
+    results = train.train_and_evaluate(config, str(workdir))
+  assert [h['from_step'] for h in results['history']] == [None, 6, 8]
+  assert [h['to_step'] for h in results['history']] == [6, 8, 8]
+  assert results['history'][1]['config_changes']['train.num_epochs'] == [
+      1.5, 2.0]
   assert results['train_seconds_this_run'] == 0.0
   assert results['train_seconds'] > 0 and results['train_seconds'] == (
       pytest.approx(sum(h['train_seconds'] for h in results['history'])))
-  saved = json.loads((tmp_path / 'results.json').read_text())
+  saved = json.loads((workdir / 'results.json').read_text())
   assert saved['history'] == results['history']
-  assert saved['steps'] == 4
+  assert saved['steps'] == 8
 
-  changed.data.data_dir = tiny_config.data.data_dir
+  changed.data.data_dir = config.data.data_dir
+  changed.train.num_epochs = 2.0
   with tfds.testing.mock_data(num_examples=64):
-    train.train_and_evaluate(changed, str(tmp_path), allow_config_change=True)
-  history = history_lib.read(str(tmp_path))
+    train.train_and_evaluate(changed, str(workdir), allow_config_change=True)
+  history = history_lib.read(str(workdir))
   assert history[-1]['allowed_by_flag'] and history[-1]['config_changes'][
       'optimizer.learning_rate'] == [rate, 0.6]

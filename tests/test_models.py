@@ -1,4 +1,6 @@
 """Encoder architectures: shapes and parameter counts of the published nets."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -42,14 +44,16 @@ def test_parameter_count_matches_torchvision(backbone, expected, dim):
 
 def test_width_multiplier_and_projector_shapes():
   model = models.create_model(_config('resnet18', width=0.25))
-  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((4, 32, 32, 3)),
-                         train=False)
-  h, z, _ = model.apply(variables, jnp.ones((4, 32, 32, 3)), train=False)
+  x = jnp.zeros((4, 32, 32, 3))
+  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x,
+                                                train=False))
+  h, z, _ = jax.eval_shape(lambda v: model.apply(v, x, train=False),
+                           variables)
   assert h.shape == (4, 128) and z.shape == (4, 32)
   stem = variables['params']['encoder']['Conv_0']['kernel']
   assert stem.shape == (3, 3, 3, 16)  # CIFAR stem: 3x3, stride 1.
-  assert model.apply(variables, jnp.ones((4, 32, 32, 3)),
-                     method=models.SSLModel.features).shape == (4, 128)
+  assert jax.eval_shape(lambda v: model.apply(
+      v, x, method=models.SSLModel.features), variables).shape == (4, 128)
 
 
 @pytest.mark.parametrize('stem_strides', [1, 2])
@@ -77,17 +81,22 @@ def test_predictor_and_simsiam_projector_heads():
   config.model.predictor_widths = (8, 24)
   model = models.create_model(config)
   x = jax.random.normal(jax.random.PRNGKey(1), (6, 32, 32, 3))
-  variables = model.init(jax.random.PRNGKey(0), x, train=False)
-  (_, z, p), _ = model.apply(variables, x, train=True, mutable=['batch_stats'])
+  # Jitted: a ResNet's ops one by one compile slower than the whole.
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      jax.random.PRNGKey(0), x)
+  (_, z, p), _ = jax.jit(functools.partial(
+      model.apply, train=True, mutable=['batch_stats']))(variables, x)
   assert z.shape == (6, 24) and p.shape == (6, 24)
   # SimSiam's projector ends in an affine-free BatchNorm: in training mode each
   # output dimension has zero mean and unit variance over the batch.
   np.testing.assert_allclose(np.mean(z, 0), 0, atol=1e-5)
   np.testing.assert_allclose(np.var(z, 0), 1, rtol=1e-3)
   assert 'bias' in variables['params']['predictor']['Dense_1']  # BYOL's.
-  z_only = model.apply(variables, x, train=False, method=models.SSLModel.project)
-  np.testing.assert_allclose(
-      z_only, model.apply(variables, x, train=False)[1], rtol=1e-6)
+  # BYOL's target path, `project`, is the projector after the encoder.
+  z_only, (_, z_full, _) = jax.jit(lambda v, x: (
+      model.apply(v, x, train=False, method=models.SSLModel.project),
+      model.apply(v, x, train=False)))(variables, x)
+  np.testing.assert_allclose(z_only, z_full, rtol=1e-6)
 
 
 def test_bad_backbone_lists_choices():
@@ -106,6 +115,8 @@ def test_grouped_heads_see_each_images_parts_side_by_side():
   config = _config('resnet18', width=0.0625, projector=(8, 5))
   model = models.create_model(config)
   x = jnp.ones((3 * 2, 16, 16, 3))
-  variables = model.init(jax.random.PRNGKey(0), x, train=False, head_groups=3)
-  _, z, _ = model.apply(variables, x, train=False, head_groups=3)
+  variables = jax.eval_shape(lambda: model.init(
+      jax.random.PRNGKey(0), x, train=False, head_groups=3))
+  _, z, _ = jax.eval_shape(lambda v: model.apply(v, x, train=False,
+                                                 head_groups=3), variables)
   assert z.shape == (2, 5)

@@ -1,4 +1,4 @@
-"""Two processes with 4 CPU devices each train as one process with 8 does.
+"""Two processes with 2 CPU devices each train as one process with 4 does.
 
 Each run is `python -m ssljax.main`'s own path (`hosts.initialize`, then
 `train.train_and_evaluate`) in fresh processes on localhost, their
@@ -62,14 +62,12 @@ def _free_port() -> int:
 
 
 def _train(workdir: str, processes: int):
-  """Trains the tiny run in `workdir` on `processes` processes of 8 //
-  processes devices each; returns process 0's last logged metrics. Their
-  XLA_FLAGS set the device count alone: at the tests' -O0 (conftest.py)
-  the two runs' grad_norm differed by 9e-5 of itself (measured), over the
-  rtol of 1e-5 that holds at XLA's default level, where the tolerances
-  below were measured."""
+  """Trains the tiny run in `workdir` on `processes` processes of 4 //
+  processes devices each, at the tests' XLA flags (conftest.py); returns
+  process 0's last logged metrics."""
   env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=(
-      f'--xla_force_host_platform_device_count={8 // processes}'))
+      f"{os.environ.get('XLA_FLAGS', '')} "
+      f'--xla_force_host_platform_device_count={4 // processes}'))
   address = f'localhost:{_free_port()}' if processes > 1 else '-'
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   launched = [subprocess.Popen(
@@ -94,15 +92,22 @@ def _state(workdir: str, step: int) -> dict:
 
 
 def _assert_close(a, b, what):
-  """Leaf by leaf within 1e-4 of the leaf's largest value: float32
-  summation order (gloo's ring all-reduce against XLA's in-process sum)
-  moves them by up to 1.4e-5 in 4 steps (measured); a wrong batch or a
-  per-process BatchNorm moves them by percents."""
-  leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
-  assert len(leaves_a) == len(leaves_b) > 0
-  for x, y in zip(leaves_a, leaves_b):
-    np.testing.assert_allclose(x, y, rtol=0, atol=1e-4 * np.abs(x).max(),
-                               err_msg=what)
+  """Leaf by leaf within 1e-3 of the leaf's largest value (1e-2 for the
+  optimizer's momenta), named on failure. Float32 summation order (gloo's
+  ring all-reduce against XLA's in-process sum) moves them: the parameters
+  by up to 1.4e-5 of that in 4 steps on an Intel Xeon, and on an AMD EPYC
+  (AVX2) a BatchNorm bias by 2.7e-4 and its momentum, a sum over the batch
+  that cancels to a small part of its terms, by 2e-3 (measured). A wrong
+  batch or a per-process BatchNorm moves them by percents."""
+  named_a = jax.tree_util.tree_flatten_with_path(a)[0]
+  leaves_b = jax.tree.leaves(b)
+  assert len(named_a) == len(leaves_b) > 0
+  for (path, x), y in zip(named_a, leaves_b):
+    name = jax.tree_util.keystr(path)
+    tolerance = 1e-2 if name.startswith("['opt_state']") else 1e-3
+    np.testing.assert_allclose(x, y, rtol=0,
+                               atol=tolerance * np.abs(x).max(),
+                               err_msg=f'{what}: {name}')
 
 
 @pytest.mark.slow
@@ -115,13 +120,14 @@ def test_two_processes_resume_and_train_as_one(tmp_path):
       '4', '4.json', 'results.json', 'run.lock'))
   two_metrics = _train(two, processes=2)
   assert one_metrics.keys() == two_metrics.keys()
-  # gloo's summation order against XLA's moved grad_norm by 1.1e-5 of
-  # itself on an AMD EPYC (AVX2; under 1e-5 on an Intel Xeon); a wrong batch
-  # or a per-process BatchNorm moves it by percents.
+  # gloo's summation order against XLA's moved grad_norm by 9e-5 of itself
+  # at XLA's -O0 on an Intel Xeon, and by 1.1e-5 at -O2 on an AMD EPYC
+  # (measured); a wrong batch or a per-process BatchNorm moves it by
+  # percents.
   for key in ('loss', 'online_probe_cross_entropy', 'invariance',
               'grad_norm'):
     np.testing.assert_allclose(one_metrics[key], two_metrics[key],
-                               rtol=5e-5, err_msg=key)
+                               rtol=2e-4, err_msg=key)
   final = _state(one, 4)
   _assert_close(final, _state(two, 4), 'two processes vs one at step 4')
   # The steps moved the parameters, so equality is not trivial.

@@ -7,16 +7,17 @@ import shutil
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 import tensorflow_datasets as tfds
 from tensorboard.backend.event_processing import event_accumulator
 
+import ssljax
 from ssljax import step as step_lib
 from ssljax import train
 from ssljax.errors import InputError
-from ssljax.methods import vicreg_tico
 from ssljax.workdir import checkpoints
 
 
@@ -40,67 +41,61 @@ def _logged_steps(workdir, tag):
 
 
 @pytest.mark.slow
-def test_run_writes_events_checkpoints_results_and_resumes_exactly(
-    tiny_config, tmp_path):
-  tiny_config.method = vicreg_tico.default_config()  # The run with method state.
-  tiny_config.evals.linear_probe.every_epochs = 0.5  # Every 2 of the 6 steps.
-  tiny_config.evals.knn.every_epochs = 0.5
-  full, interrupted = tmp_path / 'full', tmp_path / 'interrupted'
-  results = _run(tiny_config, full)
-
-  with open(full / 'results.json') as f:
+def test_a_run_writes_events_checkpoints_and_results(trained_run):
+  config, workdir = trained_run
+  with open(workdir / 'results.json') as f:
     saved = json.load(f)
   assert saved['steps'] == 6 and saved['method'] == 'vicreg_tico'
   probe = saved['evals']['linear_probe']
   assert 0.0 <= probe['test_accuracy'] <= 1.0
-  assert probe == results['evals']['linear_probe']
+  assert saved['eval_summary']['linear_probe_accuracy'] == (
+      probe['test_accuracy'])
   assert saved['evals']['features']['dim'] == 4 * 8  # Width 1/16 ResNet-18.
-  assert saved['config']['train']['batch_size'] == 16
+  assert saved['config'] == json.loads(config.to_json_best_effort())
   assert saved['provenance']['packages']['jax'] == jax.__version__
-  assert sorted(os.listdir(full / 'checkpoints')) == ['2', '4', '6']
+  assert saved['provenance']['numerics_version'] == ssljax.NUMERICS_VERSION
+  assert sorted(os.listdir(workdir / 'checkpoints')) == ['2', '4', '6']
   # Every metric of the step and every number of the evaluator, by name.
-  assert _logged_steps(full, 'linear_probe/test_accuracy') == [2, 4, 6]
-  assert _logged_steps(full, 'knn/accuracy') == [2, 4, 6]
-  assert _logged_steps(full, 'diagnostics/feature_rankme') == [6]
+  assert _logged_steps(workdir, 'linear_probe/test_accuracy') == [2, 4, 6]
+  assert _logged_steps(workdir, 'knn/accuracy') == [2, 4, 6]
+  assert _logged_steps(workdir, 'diagnostics/feature_rankme') == [6]
   for tag in ('loss', 'invariance', 'variance', 'covariance', 'grad_norm',
-              'normalized_embedding_std', 'learning_rate'):
-    assert _logged_steps(full, f'train/{tag}') == [2, 4, 6], tag
-
-  # A run killed after its step-4 checkpoint, then started again.
-  _run(tiny_config, interrupted)
-  shutil.rmtree(interrupted / 'checkpoints' / '6')
-  _run(tiny_config, interrupted)
-
-  step_a, params_a, c_a = _final_params(full)
-  step_b, params_b, c_b = _final_params(interrupted)
-  assert step_a == step_b == 6
-  jax.tree.map(np.testing.assert_array_equal, params_a, params_b)
-  np.testing.assert_array_equal(c_a, c_b)
-  assert np.abs(np.asarray(c_a)).sum() > 0  # C really was carried.
+              'normalized_embedding_std', 'learning_rate',
+              'images_per_second'):
+    assert _logged_steps(workdir, f'train/{tag}') == [2, 4, 6], tag
+  assert saved['last_logged_train_metrics'].keys() >= {'loss', 'covariance'}
 
 
 @pytest.mark.slow
-def test_a_damaged_checkpoint_falls_back_to_the_intact_one_and_ends_the_same(
-    tiny_config, tmp_path, capsys):
-  tiny_config.train.num_epochs = 1.0  # Checkpoints at steps 2 and 4.
-  tiny_config.evals = {}
-  tiny_config.collapse.num_images = 0
-  _run(tiny_config, tmp_path)
-  ckpts = tmp_path / 'checkpoints'
-  expected = checkpoints.read_record(checkpoints.manager(str(ckpts)), 4)
+def test_a_damaged_checkpoint_is_set_aside_and_the_resume_ends_bit_identical(
+    trained_run, tmp_path, capsys):
+  """A run whose latest checkpoint was damaged (or that was killed after
+  its step-4 checkpoint) resumes from step 4 and ends, every leaf and
+  TiCo's C, as the run nothing interrupted."""
+  config, finished = trained_run
+  workdir = shutil.copytree(finished, tmp_path / 'run')
+  ckpts = workdir / 'checkpoints'
+  expected = checkpoints.read_record(checkpoints.manager(str(ckpts)), 6)
   # 64 bytes in the middle of the largest data file of the latest step.
-  largest = max(glob.glob(str(ckpts / '4' / 'default' / '**' / '*'),
+  largest = max(glob.glob(str(ckpts / '6' / 'default' / '**' / '*'),
                           recursive=True), key=os.path.getsize)
   with open(largest, 'r+b') as f:
     f.seek(os.path.getsize(largest) // 2)
     f.write(b'\0' * 64)
   capsys.readouterr()
-  _run(tiny_config, tmp_path)
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.evals = {}  # Bookkeeping: the resume is what is checked.
+  _run(config, workdir)
   out = capsys.readouterr().out
-  assert 'checkpoints/4 ' in out and 'resuming from step 2, the newest ' in out
-  assert os.listdir(tmp_path / 'damaged_checkpoints') == ['4']  # Kept.
-  again = checkpoints.read_record(checkpoints.manager(str(ckpts)), 4)
+  assert 'checkpoints/6 ' in out and 'resuming from step 4, the newest ' in out
+  assert os.listdir(workdir / 'damaged_checkpoints') == ['6']  # Kept.
+  again = checkpoints.read_record(checkpoints.manager(str(ckpts)), 6)
   assert again['checksums'] == expected['checksums']  # Bit-identical.
+  _, params, covariance = _final_params(workdir)
+  _, expected_params, expected_covariance = _final_params(finished)
+  jax.tree.map(np.testing.assert_array_equal, params, expected_params)
+  np.testing.assert_array_equal(covariance, expected_covariance)
+  assert np.abs(np.asarray(covariance)).sum() > 0  # C really was carried.
 
 
 def _state(method_state):
