@@ -205,6 +205,75 @@ class CollapseWatch:
     return measures
 
 
+class Log:
+  """A log of the training: the interval's means to TensorBoard (where the
+  loss is no longer finite, the run ends, TrainingDiverged naming what went
+  first), the collapse watch, and one line of progress."""
+
+  def __init__(self, interval: IntervalMetrics, watch: CollapseWatch,
+               writer: metric_writers.MetricWriter,
+               train_step: step_lib.TrainStep):
+    self.interval, self.watch, self.writer = interval, watch, writer
+    self.total_steps = train_step.total_steps
+    self.steps_per_epoch = train_step.steps_per_epoch
+
+  def __call__(self, step: int, state, with_picture: bool) -> dict:
+    means, divergence = self.interval.close(step)
+    self.writer.write_scalars(step, {f'train/{k}': v
+                                     for k, v in means.items()})
+    if divergence:
+      raise TrainingDiverged(divergence)
+    measures = self.watch(state, step, with_picture)
+    rank = (f" feature rankme {measures['feature_rankme']:.1f}"
+            if measures else '')
+    eta = ((self.total_steps - step) * self.interval.batch_size
+           / means['images_per_second'] / 60)  # At the latest pace.
+    print(f'step {step}/{self.total_steps} epoch '
+          f'{step / self.steps_per_epoch:.2f} loss {means["loss"]:.4f}{rank} '
+          f"{means['images_per_second']:.0f} img/s eta {eta:.1f} min",
+          flush=True)
+    return means
+
+
+class Evaluation:
+  """Runs evaluators on a state, on features extracted once, and records
+  them (process 0 writes DIR/eval/<step>.json, the pictures and the
+  events): `evaluators.evaluate` and `evaluators.record`."""
+
+  def __init__(self, evals: dict, encoder: features_lib.Encoder,
+               splits: dict, writer: metric_writers.MetricWriter,
+               workdir: str):
+    self.evals, self.encoder, self.splits = evals, encoder, splits
+    self.writer, self.workdir = writer, workdir
+
+  def __call__(self, names: list[str], state, step: int) -> dict:
+    chosen = {n: self.evals[n] for n in names}
+    results = evaluators.evaluate(self.encoder, state, self.splits, chosen)
+    if not hosts.is_main():  # Each process computed the same results.
+      return evaluators.summary(results, chosen)
+    return evaluators.record(self.writer, self.workdir, step, results, chosen)
+
+  def periodic(self, schedule: dict[int, list[str]],
+               interval: IntervalMetrics) -> periodic_actions.PeriodicAction:
+    """The evaluations of `schedule` ({step: names}), as clu's periodic
+    action, their time left out of the training time."""
+    def run(step, t, state):
+      del t  # Its own time is measured.
+      start = time.time()
+      self(schedule[step], state, step)
+      interval.exclude(time.time() - start)
+    return periodic_actions.PeriodicCallback(on_steps=schedule,
+                                             callback_fn=run)
+
+
+def stopped(stops: list, step: int, directory) -> Stopped:
+  """The one line a stop request ends the run with."""
+  signal_name = stops[0] if stops else 'A signal to another process'
+  return Stopped(f'{signal_name} stopped the run after step {step}, saved '
+                 f'in {directory}/{step}; run the same command to resume '
+                 'from there.')
+
+
 def view_grid(train_step: step_lib.TrainStep, images: np.ndarray,
               num: int = 8) -> np.ndarray:
   """[1, num*S, (1+K)*S, 3]: each row an original image and the K network
@@ -285,37 +354,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer.write_images(int(state.step),
                       {'augmented_views': view_grid(train_step, train_images)})
 
-  def evaluate(names, state, step) -> dict:
-    chosen = {n: evals[n] for n in names}
-    results = evaluators.evaluate(encoder, state, splits, chosen)
-    if not hosts.is_main():  # Each process computed the same results.
-      return evaluators.summary(results, chosen)
-    return evaluators.record(writer, workdir, step, results, chosen)
-
-  def log(step, state, with_picture) -> dict:
-    means, divergence = interval.close(step)
-    writer.write_scalars(step, {f'train/{k}': v for k, v in means.items()})
-    if divergence:
-      raise TrainingDiverged(divergence)
-    measures = watch(state, step, with_picture)
-    rank = (f" feature rankme {measures['feature_rankme']:.1f}"
-            if measures else '')
-    eta = ((total_steps - step) * config.train.batch_size
-           / means['images_per_second'] / 60)  # At the latest pace.
-    print(f'step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} '
-          f"loss {means['loss']:.4f}{rank} "
-          f"{means['images_per_second']:.0f} img/s eta {eta:.1f} min",
-          flush=True)
-    return means
-
-  def periodic_evaluation(step, t, state):
-    del t  # Its own time is measured.
-    start = time.time()
-    evaluate(schedule[step], state, step)
-    interval.exclude(time.time() - start)  # Not training time.
-
-  steps_per_epoch, total_steps = (train_step.steps_per_epoch,
-                                  train_step.total_steps)
   device_images = train_step.device_split(train_images)
   # Only the online probe sees labels; without it the step is label-free.
   device_labels = (None if train_step.model.classifier is None
@@ -323,15 +361,16 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   order = EpochOrder(train_step)
   interval = IntervalMetrics(config.train.batch_size, int(state.step))
   watch = CollapseWatch(encoder, test_images, config.collapse, writer)
-  schedule = evaluation_schedule(config, steps_per_epoch, total_steps)
-  evaluations = periodic_actions.PeriodicCallback(
-      on_steps=schedule, callback_fn=periodic_evaluation)
-  progress = periodic_actions.ReportProgress(num_train_steps=total_steps,
-                                             writer=writer)
+  log = Log(interval, watch, writer, train_step)
+  evaluate = Evaluation(evals, encoder, splits, writer, workdir)
+  evaluations = evaluate.periodic(evaluation_schedule(
+      config, train_step.steps_per_epoch, train_step.total_steps), interval)
+  progress = periodic_actions.ReportProgress(
+      num_train_steps=train_step.total_steps, writer=writer)
   step, last_logged, outcome = int(state.step), {}, 'finished'
   try:
     with stop_requests() as stops:  # Only between steps.
-      while step < total_steps:
+      while step < train_step.total_steps:
         state, metrics = train_step.jitted(
             state, device_images, order(step, state.rng), device_labels)
         step += 1
@@ -339,17 +378,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         progress(step, time.time())
         stopping = stop_agreed(stops, step, config.train.log_every_steps)
         checkpoint_now = (step % config.train.checkpoint_every_steps == 0
-                          or step == total_steps or stopping)
+                          or step == train_step.total_steps or stopping)
         if step % config.train.log_every_steps == 0 or checkpoint_now:
           last_logged = log(step, state, with_picture=checkpoint_now)
         if checkpoint_now:  # Only after the finiteness check of the log.
           checkpoints.save(manager, step, state, config)
         if stopping:
           manager.wait_until_finished()
-          raise Stopped(f"{stops[0] if stops else 'A signal to another process'}"
-                        f' stopped the run after step {step}, saved in '
-                        f'{manager.directory}/{step}; run the same command '
-                        'to resume from there.')
+          raise stopped(stops, step, manager.directory)
         evaluations(step, time.time(), state=state)
       manager.wait_until_finished()
     evaluation = evaluate(list(evals), state, step) if evals else {}

@@ -31,6 +31,7 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'num_images': ranges.between(2)}
 
+
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:
   def run(features: evaluators.Features) -> dict:

@@ -34,6 +34,7 @@ def default_config() -> ml_collections.ConfigDict:
 RANGES = {'num_images': ranges.between(2),
           'perplexity': ranges.POSITIVE}
 
+
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:
   def run(features: evaluators.Features) -> dict:

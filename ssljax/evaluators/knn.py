@@ -33,6 +33,7 @@ def default_config() -> ml_collections.ConfigDict:
 RANGES = {'k': ranges.AT_LEAST_1, 'temperature': ranges.POSITIVE,
           'chunk': ranges.AT_LEAST_1}
 
+
 @functools.partial(jax.jit, static_argnames=('k', 'num_classes'))
 def knn_predict(train: jax.Array, train_labels: jax.Array, test: jax.Array,
                 *, k: int, temperature: float, num_classes: int

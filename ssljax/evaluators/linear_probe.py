@@ -199,6 +199,7 @@ RANGES = {'l2_grid': ranges.AT_LEAST_0,
           'holdout_fraction': ranges.between(0, 1, True, True),
           'num_steps': ranges.AT_LEAST_1}
 
+
 def configured_probe(eval_config: ml_collections.ConfigDict, seed: int,
                      train_features: np.ndarray, train_labels: np.ndarray,
                      test_features: np.ndarray, test_labels: np.ndarray

@@ -77,6 +77,7 @@ def default_config() -> ml_collections.ConfigDict:
 RANGES = {**linear_probe.RANGES, 'stages': ranges.AT_LEAST_1,
           'grid': ranges.AT_LEAST_1}
 
+
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:
   if not eval_config.stages:

@@ -60,6 +60,7 @@ RANGES = {
     'learning_rate': ranges.POSITIVE, 'momentum': ranges.DECAY,
     'weight_decay': ranges.AT_LEAST_0, 'crop_scale': ranges.FRACTION}
 
+
 def _crop_and_flip(key, image, scale):
   """One float image in [0, 1] randomly resized-cropped back to its own size
   and flipped left-right with probability 1/2."""

@@ -24,6 +24,7 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'lambd': ranges.AT_LEAST_0, 'scale': ranges.AT_LEAST_0}
 
+
 def batch_standardize(z: jax.Array, eps: float = 1e-5) -> jax.Array:
   """Zero mean, unit (biased) variance per dimension, as BatchNorm1d."""
   return (z - jnp.mean(z, axis=0)) / jnp.sqrt(jnp.var(z, axis=0) + eps)

@@ -28,6 +28,7 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'base_tau': ranges.PROBABILITY}
 
+
 def target_part(params):
   return {k: v for k, v in params.items() if k in _TARGET_PARTS}
 

@@ -44,6 +44,7 @@ RANGES = {
     'input_size': ranges.AT_LEAST_1,
     'colour_drop_prob': ranges.PROBABILITY}
 
+
 @functools.lru_cache(maxsize=8)
 def permutation_set(num: int) -> np.ndarray:
   """[num, 9] permutations of the tiles, greedily spread out: start from the

@@ -39,6 +39,7 @@ RANGES = {
     'jitter': ranges.AT_LEAST_0, 'input_size': ranges.AT_LEAST_1,
     'colour_drop_prob': ranges.PROBABILITY}
 
+
 def sample_pairs(key: jax.Array, num_images: int, cfg, image_size: int):
   """(centre corners [N, 2], neighbour corners [N, 2], labels [N])."""
   k_grid, k_label = jax.random.split(key)

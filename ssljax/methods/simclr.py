@@ -22,6 +22,7 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'temperature': ranges.POSITIVE}
 
+
 def nt_xent(z1: jax.Array, z2: jax.Array, temperature: float
             ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Returns the NT-Xent loss and the share of views whose positive is their

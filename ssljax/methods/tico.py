@@ -24,6 +24,7 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'beta': ranges.DECAY, 'rho': ranges.AT_LEAST_0}
 
+
 def zero_covariance(dim: int) -> jax.Array:
   """C_0 = 0 for D-dimensional embeddings."""
   return jnp.zeros((dim, dim), jnp.float32)

@@ -25,6 +25,7 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'*_coeff': ranges.AT_LEAST_0}
 
+
 def invariance(z1: jax.Array, z2: jax.Array) -> jax.Array:
   return jnp.mean((z1 - z2) ** 2)
 

@@ -37,6 +37,7 @@ def default_config() -> ml_collections.ConfigDict:
 RANGES = {'*_coeff': ranges.AT_LEAST_0, 'nu': ranges.AT_LEAST_0,
           'beta': ranges.DECAY}
 
+
 def vicreg_tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *,
                      sim_coeff: float, std_coeff: float, nu: float,
                      beta: float, normalize: bool, both_branches: bool
