@@ -12,7 +12,7 @@ import functools
 from typing import Callable
 
 import jax
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import Mesh
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -55,14 +55,6 @@ class Encoder:
   image_size: int  # Of the training views: the held-out views' size.
   batch_size: int  # Images per call of the extraction.
 
-  @property
-  def replicated(self) -> NamedSharding:
-    return hosts.replicated(self.mesh)
-
-  @property
-  def batch_sharded(self) -> NamedSharding:
-    return hosts.split_rows(self.mesh)
-
   def features(self, variables, images: jax.Array,
                readout: Readout | None = None) -> jax.Array:
     """Encoder features of images, uint8 or float in [0, 1] (augmented
@@ -81,8 +73,8 @@ class Encoder:
   @functools.cached_property
   def jitted_features(self):
     """`features` jitted, the images split over the mesh."""
-    return jax.jit(self.features, static_argnums=2,
-                   in_shardings=(self.replicated, self.batch_sharded))
+    return jax.jit(self.features, static_argnums=2, in_shardings=(
+        hosts.replicated(self.mesh), hosts.split_rows(self.mesh)))
 
   def host_features(self, variables, images,
                     readout: Readout | None = None) -> np.ndarray:
@@ -90,9 +82,8 @@ class Encoder:
     mesh, each process giving its own rows: the features of the whole
     batch, on every process."""
     # `readout` by position: jit takes no keywords with in_shardings.
-    return hosts.to_host(self.jitted_features(
-        variables, hosts.global_array(self.batch_sharded, np.asarray(images)),
-        readout))
+    rows = hosts.global_array(hosts.split_rows(self.mesh), np.asarray(images))
+    return hosts.to_host(self.jitted_features(variables, rows, readout))
 
   def extract(self, state, images: np.ndarray,
               readout: Readout | None = None) -> np.ndarray:
@@ -116,13 +107,14 @@ class Encoder:
   @functools.cached_property
   def jitted_views(self):
     """`views` jitted, the images split over the mesh."""
-    return jax.jit(self.views, in_shardings=self.batch_sharded,
-                   out_shardings=self.batch_sharded)
+    return jax.jit(self.views, in_shardings=hosts.split_rows(self.mesh),
+                   out_shardings=hosts.split_rows(self.mesh))
 
   def held_out_views(self, images: np.ndarray) -> tuple[jax.Array, jax.Array]:
     """`views` of uint8 held-out images that every process holds whole,
     each process giving its own rows."""
-    return self.jitted_views(hosts.global_array(self.batch_sharded, images))
+    return self.jitted_views(
+        hosts.global_array(hosts.split_rows(self.mesh), images))
 
   def collapse_measures(self, state, views: tuple[jax.Array, jax.Array]
                         ) -> dict[str, jax.Array]:
@@ -164,9 +156,9 @@ class Encoder:
   @functools.cached_property
   def jitted_collapse_measures(self):
     """`collapse_measures` jitted, the views split over the mesh."""
-    return jax.jit(self.collapse_measures,
-                   in_shardings=(self.replicated, self.batch_sharded),
-                   out_shardings=self.replicated)
+    whole = hosts.replicated(self.mesh)
+    return jax.jit(self.collapse_measures, out_shardings=whole,
+                   in_shardings=(whole, hosts.split_rows(self.mesh)))
 
   def measure(self, state, views) -> dict[str, np.ndarray]:
     """`collapse_measures` on the host."""

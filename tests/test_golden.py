@@ -26,15 +26,17 @@ def test_a_tiny_run_computes_what_it_computed_at_this_numerics_version(
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (64, 32, 32, 3), np.uint8)
   labels = rng.integers(0, 10, 64).astype(np.int32)
-  train_step = step_lib.build(tiny_config, hosts.data_mesh(jax.devices()[:1]),
-                        data.describe(images, labels))
+  train_step = step_lib.build(
+      tiny_config, hosts.data_mesh(jax.devices()[:1]),
+      data.describe(images, labels))
   state = train_step.initial_state()
   on_devices = train_step.device_split(images), train_step.device_split(labels)
   trajectory = []
   for _ in range(STEPS):
-    perm = train_step.epoch_order(state.rng, state.step // train_step.steps_per_epoch)
+    perm = train_step.epoch_order(state.rng,
+                                  state.step // train_step.steps_per_epoch)
     state, metrics = train_step.jitted(state, on_devices[0], perm,
-                                            on_devices[1])
+                                       on_devices[1])
     trajectory.append(metrics)
   golden.check('tiny_run/metrics', trajectory)
   golden.check('tiny_run/state', state)

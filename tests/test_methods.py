@@ -18,8 +18,9 @@ pytestmark = pytest.mark.slow
 def _byol_pipeline(config):
   images = np.random.RandomState(0).randint(0, 256, (64, 32, 32, 3), np.uint8)
   train_step = step_lib.build(config, hosts.data_mesh(jax.devices()[:1]),
-                        data.describe(images))
-  return train_step, train_step.initial_state(), jnp.asarray(images), jnp.arange(64)
+                              data.describe(images))
+  return (train_step, train_step.initial_state(), jnp.asarray(images),
+          jnp.arange(64))
 
 
 def test_byol_target_is_the_ema_of_the_online_network(tiny_config_of):

@@ -24,7 +24,7 @@ def test_off_by_default_and_refused_without_labels(tiny_config):
 
 def _two_steps(config, images, labels):
   train_step = step_lib.build(config, hosts.data_mesh(),
-                        data.describe(images, labels))
+                              data.describe(images, labels))
   state = train_step.initial_state()
   perm = jax.numpy.arange(len(images))
   given = None if train_step.model.classifier is None else labels
@@ -55,9 +55,8 @@ def test_probe_learns_without_changing_the_encoders_training(tiny_config):
   assert 'online_probe_accuracy' not in off_metrics
 
   with pytest.raises(ValueError, match='exactly when'):
-    train_step(on.replace(params={**on.params,
-                                       'classifier': classifier}),
-                    images, np.arange(32))
+    train_step(on.replace(params={**on.params, 'classifier': classifier}),
+               images, np.arange(32))
 
   # Its test accuracy, evaluated on the clean test features.
   on = on.replace(params={**on.params, 'classifier': classifier})

@@ -148,8 +148,8 @@ def loss_inputs(train_step, state, x, h, extras):
     seen['state'] = method_state
     return loss, terms, method_state
 
-  recording = dataclasses.replace(
-      train_step, method=dataclasses.replace(train_step.method, loss=recording_loss))
+  recording = dataclasses.replace(train_step, method=dataclasses.replace(
+      train_step.method, loss=recording_loss))
   extras = {**extras, **jax.eval_shape(train_step.targets, state, x)}
   jax.eval_shape(recording.head_loss, state.params, state.batch_stats,
                  state.method_state, h, extras)
@@ -219,8 +219,8 @@ def test_a_bfloat16_preset_runs_a_step_at_the_presets_rate(tiny_config_of):
   train_step = step_lib.build(config, hosts.data_mesh(), data.describe(images))
   state = train_step.initial_state()
   params = jax.device_get(state.params)  # The step donates its state.
-  new_state, metrics = train_step.jitted(state, train_step.device_split(images),
-                                         jnp.arange(64))
+  new_state, metrics = train_step.jitted(
+      state, train_step.device_split(images), jnp.arange(64))
   assert all(np.all(np.isfinite(v)) for v in metrics.values()), metrics
   np.testing.assert_allclose(
       metrics['learning_rate'],

@@ -31,7 +31,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from ssljax import data, evaluators, hosts
+from ssljax import data, evaluators, features, hosts
 from ssljax import step as step_lib
 
 REAL_TRAIN_SIZE = 50000
@@ -65,7 +65,8 @@ def run_variant(variant, splits, mesh):
   config.optimizer.warmup_epochs *= real_steps_per_epoch / steps_per_epoch
 
   start = time.time()
-  train_step = step_lib.build(config, mesh, data.describe(train_x))
+  info = data.describe(train_x)
+  train_step = step_lib.build(config, mesh, info)
   state = train_step.initial_state()
   images = train_step.device_split(train_x)
   losses, std = [], float('nan')
@@ -77,8 +78,8 @@ def run_variant(variant, splits, mesh):
       losses.append(round(float(metrics['loss']), 3))
       std = float(metrics.get('normalized_embedding_std', float('nan')))
   train_seconds = time.time() - start
-  results = evaluators.evaluate(train_step, state, splits,
-                                evaluators.make_all(config))
+  results = evaluators.evaluate(features.encoder(config, mesh, info), state,
+                                splits, evaluators.make_all(config))
   probe = results['linear_probe']
   return dict(tag=tag, acc=round(probe['test_accuracy'], 4),
               train_acc=round(probe['train_accuracy'], 4), l2=probe['best_l2'],

@@ -2,7 +2,9 @@
 
 A method is data, not a branch in the train step. Each module of this package
 (except `common`, the math several losses share) is one method and defines
-`make(config) -> Method`, which binds the method's settings once; the hooks
+`default_config()`, the `RANGES` of its numeric settings (`ssljax.ranges`,
+which `validate` applies) and `make(config) -> Method`, which binds the
+method's settings once; the hooks
 of the `Method` it returns then take only the data they act on. The step
 asks the method for the network inputs of the batch (two augmented views;
 rotated copies, patches or tiles and their labels for a pretext task), runs
@@ -10,7 +12,7 @@ the online network (encoder -> head [-> predictor], as `config.model`
 builds it) on them, asks for the outputs of any target network, hands all of
 them to the loss, applies the optimizer update and then `after_update`. It
 never asks which method it runs: adding a method means adding one module
-here and one config file.
+here and one config file, and every list of methods is `names()`.
 
 Outputs are a dict of float32 arrays over the global batch:
   'z1', 'z2'     joint-embedding methods: projector outputs of the two views;
