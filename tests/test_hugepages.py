@@ -1,5 +1,7 @@
-"""The commands re-execute themselves with glibc's huge-page tunable, and
-that makes a fresh large buffer fault in 2 MiB pages instead of 4 KiB ones."""
+"""The commands re-execute themselves once with glibc's huge-page tunable
+set, keeping whatever the user set: what `hugepages.reexec` decides, not
+what the kernel then does with it (experiments/results/performance.md
+measured that)."""
 import os
 import subprocess
 import sys
@@ -8,19 +10,14 @@ import pytest
 
 from ssljax import hugepages
 
-# Re-executes itself (as the commands do), then fills a fresh 64 MiB
-# buffer from glibc's malloc (as XLA:CPU's buffers are; NumPy asks for huge
-# pages itself) and prints the tunables and the page faults the fill took.
+# Re-executes itself, as the commands do, and prints the tunables it runs
+# with and how many times it started.
 SCRIPT = '''
-import ctypes, os, resource
+import os, sys
+print('start', flush=True)
 from ssljax import hugepages
 hugepages.reexec()
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-ctypes.memset(libc.malloc(2**26), 1, 2**26)
-print(os.environ.get('GLIBC_TUNABLES'),
-      resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(os.environ.get('GLIBC_TUNABLES'))
 '''
 
 
@@ -29,22 +26,25 @@ def _run(tunables):
   if tunables is not None:
     env['GLIBC_TUNABLES'] = tunables
   out = subprocess.run([sys.executable, '-c', SCRIPT], env=env, check=True,
-                       capture_output=True, text=True).stdout.split()
-  return out[0], int(out[1])
+                       capture_output=True, text=True, timeout=60).stdout.split()
+  return out[-1], out.count('start')
 
 
 @pytest.mark.skipif(not hugepages._supported(),  # pylint: disable=protected-access
                     reason='needs glibc >= 2.35 and transparent huge pages')
-def test_reexec_sets_the_tunable_and_the_faults_drop():
-  tunables, faults = _run(None)
-  assert tunables == 'glibc.malloc.hugetlb=1'
-  # 64 MiB: 16,384 faults of 4 KiB pages, 32 of 2 MiB ones (the kernel may
-  # fall back to small pages for a few).
-  assert faults < 2000, faults
-  # The user's own setting is kept, and with it the small pages.
-  tunables, faults = _run('glibc.malloc.hugetlb=0')
-  assert tunables == 'glibc.malloc.hugetlb=0'
-  assert faults > 10000, faults
+def test_reexec_sets_the_tunable_once_and_keeps_the_users():
+  assert _run(None) == ('glibc.malloc.hugetlb=1', 2)  # Re-executed once.
+  # The user's own choice is kept, and nothing is re-executed.
+  assert _run('glibc.malloc.hugetlb=0') == ('glibc.malloc.hugetlb=0', 1)
   # Other tunables the user set are kept beside ours.
-  assert _run('glibc.malloc.tcache_count=8')[0] == (
-      'glibc.malloc.tcache_count=8:glibc.malloc.hugetlb=1')
+  assert _run('glibc.malloc.tcache_count=8') == (
+      'glibc.malloc.tcache_count=8:glibc.malloc.hugetlb=1', 2)
+
+
+def test_where_huge_pages_are_not_granted_nothing_is_re_executed(
+    monkeypatch):
+  monkeypatch.delenv('GLIBC_TUNABLES', raising=False)
+  monkeypatch.setattr(hugepages, '_supported', lambda: False)
+  monkeypatch.setattr(os, 'execve', lambda *a: pytest.fail('re-executed'))
+  hugepages.reexec()
+  assert 'GLIBC_TUNABLES' not in os.environ
