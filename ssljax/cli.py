@@ -15,7 +15,8 @@ from absl import logging
 
 from ssljax.errors import InputError
 
-flags.DEFINE_bool('verbose', False, 'Show the traceback of a user error too.')
+flags.DEFINE_bool('verbose', False, 'Show the full log (absl INFO lines) on '
+                  'the console, and the traceback of a user error.')
 
 
 class _QuietOrbax(logging.logging.Filter):

@@ -24,6 +24,7 @@ from absl import flags
 import ml_collections
 
 from ssljax import cli
+from ssljax import console
 from ssljax import data
 from ssljax import defaults
 from ssljax import evaluators
@@ -142,6 +143,9 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
 
 
 def main():
+  console.quiet(FLAGS.verbose)
+  if os.path.isfile(os.path.join(FLAGS.workdir, 'config.json')):
+    console.log_to(FLAGS.workdir)  # A run's workdir: its log goes on.
   evaluate_checkpoint(FLAGS.workdir, FLAGS.step, FLAGS.evals, FLAGS.set)
 
 

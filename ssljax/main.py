@@ -2,7 +2,9 @@
 
 Any config value can be overridden, e.g. `--config.train.num_epochs=1`, and a
 config file takes a preset after a colon: `--config=configs/vicreg_tico.py:cpu`.
-A user error ends in one line (`ssljax.cli`); `--verbose` adds the traceback.
+A user error ends in one line (`ssljax.cli`); the console shows the run's
+progress, warnings and results, DIR/log.txt everything (`ssljax.console`);
+`--verbose` shows the full log and a user error's traceback.
 
 Several hosts train one run as one process each (`ssljax.hosts`): the same
 command on every host, plus `--coordinator_address=HOST:PORT
@@ -14,6 +16,7 @@ if __name__ == '__main__':  # Before JAX loads: see ssljax.hugepages.
   from ssljax import hugepages
   hugepages.reexec()
 
+import contextlib
 import os
 import sys
 
@@ -21,7 +24,10 @@ from absl import flags
 from ml_collections import config_flags
 
 from ssljax import cli
+from ssljax import console
 from ssljax import hosts
+from ssljax import validate
+from ssljax.workdir import lock
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Where checkpoints, TensorBoard events and '
@@ -40,15 +46,21 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main():
-  # Here, not at the top: a bad flag is reported before the training stack
-  # (clu's writers import TensorFlow) has loaded.
-  from ssljax import train  # pylint: disable=g-import-not-at-top
+  console.quiet(FLAGS.verbose)
   hosts.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
                    FLAGS.process_id)
-  if not hosts.is_main():  # Process 0 prints for all; errors still show.
-    sys.stdout = open(os.devnull, 'w')  # pylint: disable=consider-using-with
-  train.train_and_evaluate(FLAGS.config, FLAGS.workdir,
-                           FLAGS.allow_config_change)
+  # A bad value or a busy workdir is refused here, in seconds: before the
+  # training stack (the model, clu, TensorFlow) has loaded.
+  validate.check(FLAGS.config)
+  with (lock.exclusive(FLAGS.workdir) if hosts.is_main()
+        else contextlib.nullcontext()):
+    if hosts.is_main():
+      console.log_to(FLAGS.workdir)
+    else:  # Process 0 prints for all; errors still show.
+      sys.stdout = open(os.devnull, 'w')  # pylint: disable=consider-using-with
+    from ssljax import train  # pylint: disable=g-import-not-at-top
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir,
+                             FLAGS.allow_config_change)
 
 
 if __name__ == '__main__':

@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 
 from ssljax import collapse
+from ssljax import console
 from ssljax import data
 from ssljax import defaults
 from ssljax import evaluators
@@ -208,12 +209,13 @@ class CollapseWatch:
 class Log:
   """A log of the training: the interval's means to TensorBoard (where the
   loss is no longer finite, the run ends, TrainingDiverged naming what went
-  first), the collapse watch, and one line of progress."""
+  first), the collapse watch, and the console's progress line."""
 
   def __init__(self, interval: IntervalMetrics, watch: CollapseWatch,
                writer: metric_writers.MetricWriter,
-               train_step: step_lib.TrainStep):
+               train_step: step_lib.TrainStep, progress: console.Progress):
     self.interval, self.watch, self.writer = interval, watch, writer
+    self.progress = progress
     self.total_steps = train_step.total_steps
     self.steps_per_epoch = train_step.steps_per_epoch
 
@@ -228,11 +230,31 @@ class Log:
             if measures else '')
     eta = ((self.total_steps - step) * self.interval.batch_size
            / means['images_per_second'] / 60)  # At the latest pace.
-    print(f'step {step}/{self.total_steps} epoch '
-          f'{step / self.steps_per_epoch:.2f} loss {means["loss"]:.4f}{rank} '
-          f"{means['images_per_second']:.0f} img/s eta {eta:.1f} min",
-          flush=True)
+    self.progress.show(
+        step, f'epoch {step / self.steps_per_epoch:.2f} loss '
+        f"{means['loss']:.4f}{rank} {means['images_per_second']:.0f} img/s",
+        eta)
     return means
+
+
+def header(config: ml_collections.ConfigDict, workdir: str,
+           train_step: step_lib.TrainStep, step: int) -> str:
+  """The run's first lines on the console: what trains where, for how long,
+  and where its log and curves go."""
+  devices = jax.devices()
+  kinds = sorted({d.device_kind for d in devices})
+  log = os.path.join(workdir, console.LOG)
+  start = (f'resuming at step {step} of {train_step.total_steps}' if step
+           else f'{train_step.total_steps} steps')
+  return (
+      f'ssljax: {config.method.name}, preset {config.get("preset", "?")}, '
+      f'on {len(devices)} {jax.default_backend()} device'
+      f'{"s" * (len(devices) > 1)} ({", ".join(kinds)}); workdir {workdir}\n'
+      f'  {start} ({train_step.total_steps / train_step.steps_per_epoch:.2f}'
+      f' epochs of {train_step.train_info.num_examples} images at batch '
+      f'{config.train.batch_size}); '
+      + (f'full log in {log}, ' if os.path.exists(log) else '')
+      + f'curves: tensorboard --logdir {workdir}')
 
 
 class Evaluation:
@@ -361,7 +383,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   order = EpochOrder(train_step)
   interval = IntervalMetrics(config.train.batch_size, int(state.step))
   watch = CollapseWatch(encoder, test_images, config.collapse, writer)
-  log = Log(interval, watch, writer, train_step)
+  print(header(config, workdir, train_step, int(state.step)), flush=True)
+  bar = console.Progress(train_step.total_steps, int(state.step))
+  log = Log(interval, watch, writer, train_step, bar)
   evaluate = Evaluation(evals, encoder, splits, writer, workdir)
   evaluations = evaluate.periodic(evaluation_schedule(
       config, train_step.steps_per_epoch, train_step.total_steps), interval)
@@ -376,6 +400,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         step += 1
         interval.add(metrics, step)
         progress(step, time.time())
+        bar.update(step)
         stopping = stop_agreed(stops, step, config.train.log_every_steps)
         checkpoint_now = (step % config.train.checkpoint_every_steps == 0
                           or step == train_step.total_steps or stopping)
@@ -393,6 +418,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     outcome = f'{type(e).__name__}: {e}'.splitlines()[0]
     raise
   finally:
+    bar.close()
     writer.flush()
     if hosts.is_main():
       history = history_lib.finish(workdir, history, to_step=step,

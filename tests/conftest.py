@@ -3,6 +3,8 @@ finished run of it that the end-to-end tests read."""
 import fcntl
 import importlib
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -118,29 +120,52 @@ def tiny_config_of():
       importlib.import_module(f'configs.{name}').get_config(preset))
 
 
-@pytest.fixture(scope='session')
-def trained_run(tmp_path_factory, worker_id):
-  """(config, workdir) of one finished run on `tfds.testing.mock_data`,
-  trained once for every end-to-end test that reads a run (copy the workdir
-  to change it), by whichever xdist worker asks first while the other waits
-  (each would otherwise train it: 30-50 s each): tiny_config with the
-  hybrid's loss (the method with state), 6 steps, checkpoints at 2, 4 and
-  6, the linear probe and kNN every 2 steps, the collapse watch at every
-  log."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from ssljax import train  # pylint: disable=g-import-not-at-top
+def trained_run_config():
+  """tiny_config with the hybrid's loss (the method with state), 6 steps,
+  checkpoints at 2, 4 and 6, the linear probe and kNN every 2 steps, the
+  collapse watch at every log (tests/trained_run_config.py gives it to
+  ssljax.main)."""
   from ssljax.methods import vicreg_tico  # pylint: disable=g-import-not-at-top
   config = _tiny_config()
   config.method = vicreg_tico.default_config()
   config.evals.linear_probe.every_epochs = 0.5
   config.evals.knn.every_epochs = 0.5
+  return config
+
+
+# `python -m ssljax.main ARGS` on `tfds.testing.mock_data`.
+MAIN_ON_MOCK_DATA = """
+import runpy, sys
+import tensorflow_datasets as tfds
+sys.argv[0] = 'ssljax.main'
+with tfds.testing.mock_data(num_examples=64):
+  runpy.run_module('ssljax.main', run_name='__main__', alter_sys=True)
+"""
+
+
+@pytest.fixture(scope='session')
+def trained_run(tmp_path_factory, worker_id):
+  """(config, workdir) of one finished run of trained_run_config on mock
+  data, trained by `python -m ssljax.main` (its console output kept in
+  DIR/stdout.txt and DIR/stderr.txt) once for every end-to-end test that reads a run (copy
+  the workdir to change it), by whichever xdist worker asks first while the
+  other waits (each would otherwise train it: 30-50 s each)."""
   root = tmp_path_factory.getbasetemp()
   if worker_id != 'master':
     root = root.parent  # The workers' common folder.
   workdir = root / 'trained_run'
+  tests = os.path.dirname(os.path.abspath(__file__))
   with open(root / 'trained_run.lock', 'a') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     if not (workdir / 'results.json').exists():
-      with tfds.testing.mock_data(num_examples=64):
-        train.train_and_evaluate(config, str(workdir))
-  return config, workdir
+      proc = subprocess.run(
+          [sys.executable, '-c', MAIN_ON_MOCK_DATA,
+           f'--config={tests}/trained_run_config.py', f'--workdir={workdir}'],
+          cwd=os.path.dirname(tests), capture_output=True, text=True,
+          env={**os.environ, 'PYTHONPATH': os.pathsep.join(
+              [os.path.dirname(tests), tests,
+               os.environ.get('PYTHONPATH', '')])}, check=False)
+      assert proc.returncode == 0, proc.stderr[-3000:]
+      (workdir / 'stdout.txt').write_text(proc.stdout)
+      (workdir / 'stderr.txt').write_text(proc.stderr)
+  return trained_run_config(), workdir

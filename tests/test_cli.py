@@ -14,17 +14,31 @@ import pytest
 
 from ssljax.compare import runs
 from ssljax.errors import InputError
+from ssljax.workdir import lock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# `python -m MODULE ARGS`, then the heavy modules it had loaded, on stderr.
+_RUN_MODULE = """
+import atexit, runpy, sys
+atexit.register(lambda: print('loaded:', *sorted(
+    m for m in ('tensorflow', 'clu', 'ssljax.train') if m in sys.modules),
+    file=sys.stderr))
+sys.argv[0] = sys.argv.pop(1)
+runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
+"""
+
+
 def _command(*args):
-  proc = subprocess.run([sys.executable, '-m', *args], cwd=ROOT,
+  """(exit status, its `ssljax:` lines, stderr, the heavy modules loaded)."""
+  proc = subprocess.run([sys.executable, '-c', _RUN_MODULE, *args], cwd=ROOT,
                         capture_output=True, text=True, check=False,
                         env=dict(os.environ, TFDS_DATA_DIR='/nonexistent'))
   ours = [line for line in proc.stderr.splitlines()
           if line.startswith('ssljax:')]
-  return proc.returncode, ours, proc.stderr
+  loaded = proc.stderr.rsplit('loaded:', 1)[-1].split()
+  return proc.returncode, ours, proc.stderr, loaded
 
 
 @pytest.mark.parametrize('flags,message', [
@@ -47,19 +61,41 @@ def test_bad_config_flags_are_named_in_one_line(flags, message, monkeypatch):
 
 def test_a_bad_flag_ends_the_command_in_one_line_and_starts_nothing(
     tmp_path):
-  code, ours, stderr = _command('ssljax.main',
-                                '--config=configs/vicreg.py:smoke',
-                                '--config.train.nmu_epochs=3',
-                                f'--workdir={tmp_path}')
+  code, ours, stderr, loaded = _command('ssljax.main',
+                                        '--config=configs/vicreg.py:smoke',
+                                        '--config.train.nmu_epochs=3',
+                                        f'--workdir={tmp_path}')
   assert code == 1 and len(ours) == 1 and 'nmu_epochs' in ours[0], stderr
   assert 'Traceback' not in stderr
-  assert not os.listdir(tmp_path)  # Nothing started.
-  code, _, stderr = _command('ssljax.main', '--config=configs/vicreg.py:tiny',
-                             f'--workdir={tmp_path}', '--verbose')
+  assert not os.listdir(tmp_path)  # Nothing started,
+  assert not loaded  # nor the training stack loaded.
+  code, _, stderr, _ = _command('ssljax.main',
+                                '--config=configs/vicreg.py:tiny',
+                                f'--workdir={tmp_path}', '--verbose')
   assert code == 1 and 'Traceback' in stderr  # --verbose shows it.
 
 
+def test_a_bad_value_and_a_busy_workdir_are_refused_before_anything_loads(
+    tmp_path):
+  """Before the model, clu and TensorFlow load: in seconds."""
+  code, ours, stderr, loaded = _command(
+      'ssljax.main', '--config=configs/vicreg.py:smoke',
+      '--config.train.log_every_steps=0', f'--workdir={tmp_path}/new')
+  assert code == 1 and ours == [
+      'ssljax: Out of range: config.train.log_every_steps=0 (must be >= 1). '
+      'Nothing was started; set them with --config.KEY=VALUE.'], stderr
+  assert not loaded and not os.path.exists(tmp_path / 'new')
+  with lock.exclusive(str(tmp_path)):
+    code, ours, stderr, loaded = _command(
+        'ssljax.main', '--config=configs/vicreg.py:smoke',
+        f'--workdir={tmp_path}')
+  assert code == 1 and len(ours) == 1, stderr
+  assert f"The workdir '{tmp_path}' is in use by another run" in ours[0]
+  assert not loaded and not os.path.exists(tmp_path / 'log.txt')
+
+
 def test_evaluate_of_a_folder_that_is_no_workdir_ends_in_one_line(tmp_path):
-  code, ours, stderr = _command('ssljax.evaluate', f'--workdir={tmp_path}')
+  code, ours, stderr, _ = _command('ssljax.evaluate',
+                                   f'--workdir={tmp_path}')
   assert code == 1 and len(ours) == 1, stderr
   assert 'is not the workdir of an ssljax training run' in ours[0]

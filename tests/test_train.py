@@ -67,6 +67,34 @@ def test_a_run_writes_events_checkpoints_and_results(trained_run):
 
 
 @pytest.mark.slow
+def test_the_console_shows_progress_and_results_and_log_txt_everything(
+    trained_run):
+  _, workdir = trained_run
+  console = (workdir / 'stdout.txt').read_text().splitlines()
+  errors = (workdir / 'stderr.txt').read_text().splitlines()
+  log = (workdir / 'log.txt').read_text().splitlines()
+  assert console[0].startswith('ssljax: vicreg_tico, preset smoke, on 1 cpu')
+  assert '6 steps (1.50 epochs of 64 images at batch 16)' in console[1]
+  assert 'full log in ' + str(workdir / 'log.txt') in console[1]
+  # Not a terminal: a progress line per log (every 2 steps).
+  assert [line.split()[1] for line in console
+          if line.startswith('step ')] == ['2/6', '4/6', '6/6']
+  assert any(line.startswith('  linear_probe_accuracy') for line in console)
+  assert console[-1].startswith('64 test images; total ')
+  # No absl INFO line (JAX's, orbax's, clu's writers') reaches the console:
+  absl_info = lambda line: line[:1] == 'I' and line[1:5].isdigit()
+  assert not [line for line in console + errors if absl_info(line)]
+  assert len(console) <= 25, console
+  # (The warnings on stderr are mock data's own.)
+  assert all(line[:1] == 'W' for line in errors), errors
+  # log.txt has them, JAX's start-up notice from before the workdir was
+  # known included, and every console line.
+  assert sum(map(absl_info, log)) > 20
+  assert any('checkpoint_manager' in line for line in log)
+  assert set(console) <= set(log)
+
+
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_set_aside_and_the_resume_ends_bit_identical(
     trained_run, tmp_path, capsys):
   """A run whose latest checkpoint was damaged (or that was killed after

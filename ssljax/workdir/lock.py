@@ -7,7 +7,9 @@ host and start time there; a second run is refused, naming the holder. The
 kernel releases the lock when its holder dies however it dies, so a killed
 run never blocks the next one; the holder's line it leaves behind is
 reported as taken over. (flock is per host: it does not guard a workdir on
-a network file system shared by several machines.)
+a network file system shared by several machines.) Within one process the
+lock is re-entrant: a command takes it before loading the training stack,
+and `train.train_and_evaluate` then finds it held.
 """
 import contextlib
 import fcntl
@@ -18,12 +20,17 @@ import time
 
 from ssljax.errors import InputError
 
+_HELD = set()  # The workdirs this process holds, by real path.
+
 
 @contextlib.contextmanager
 def exclusive(workdir: str):
   """Creates `workdir` if needed and holds its lock for the `with` block;
   a workdir that cannot be written, or that another live run holds, is
   refused with one line."""
+  if os.path.realpath(workdir) in _HELD:
+    yield
+    return
   path = os.path.join(workdir, 'run.lock')
   try:
     os.makedirs(workdir, exist_ok=True)
@@ -54,9 +61,11 @@ def exclusive(workdir: str):
     handle.write(f'pid {os.getpid()} on {socket.gethostname()} since '
                  f'{time.strftime("%Y-%m-%d %H:%M:%S %Z")}\n')
     handle.flush()
+    _HELD.add(os.path.realpath(workdir))
     try:
       yield
     finally:
+      _HELD.discard(os.path.realpath(workdir))
       handle.seek(0)
       handle.truncate()  # Released cleanly: nothing to take over.
       handle.flush()

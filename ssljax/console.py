@@ -1,0 +1,105 @@
+"""What a command shows on the console, and where the rest goes.
+
+The console gets what a user acts on: a header, one progress line, the
+warnings (collapse, non-finite values, changed settings) and the final
+evaluation table. Everything, those lines included, goes to DIR/log.txt with
+absl's INFO lines (orbax, clu's writers, JAX's start-up notices), which
+`--verbose` brings back to the console. TensorBoard has the curves.
+
+On a terminal the progress line is tqdm's, updated in place at every step;
+elsewhere (a pipe, a file, a notebook's captured output) a line is printed
+at every log instead, so that a log read later has no carriage returns.
+"""
+import io
+import logging
+import logging.handlers
+import os
+import sys
+
+from absl import logging as absl_logging
+import tqdm
+
+LOG = 'log.txt'
+
+
+class _Tee(io.TextIOBase):
+  """The console and the log file as one stream: whole lines are written to
+  both, on the console around the progress bar rather than over it."""
+
+  def __init__(self, console, log):
+    self.console, self.log, self.pending = console, log, ''
+
+  def write(self, text: str) -> int:
+    self.log.write(text)
+    self.pending += text
+    lines, newline, self.pending = self.pending.rpartition('\n')
+    if newline:
+      with tqdm.tqdm.external_write_mode(file=self.console):
+        self.console.write(lines + newline)
+        self.console.flush()
+    return len(text)
+
+  def flush(self):
+    self.log.flush()
+    self.console.flush()
+
+  def isatty(self) -> bool:
+    return self.console.isatty()
+
+
+_early = logging.handlers.MemoryHandler(capacity=100_000,
+                                        flushLevel=logging.CRITICAL + 1)
+
+
+def quiet(verbose: bool):
+  """On the console, absl shows warnings and errors only (unless
+  `verbose`); its lines are kept until `log_to` names the file. Called
+  first thing, before JAX starts."""
+  logging.getLogger().addHandler(_early)
+  if not verbose:
+    absl_logging.get_absl_handler().setLevel(logging.WARNING)
+    # TensorFlow's C++ start-up notices (read when it loads): errors only.
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+
+def log_to(workdir: str):
+  """From here on, this process's prints and absl's log lines (those since
+  `quiet` included) are appended to DIR/log.txt. Called once the workdir is
+  known to be usable and ours."""
+  log = open(os.path.join(workdir, LOG), 'a', buffering=1,  # pylint: disable=consider-using-with
+             encoding='utf-8')
+  to_file = logging.StreamHandler(log)
+  to_file.setFormatter(absl_logging.PythonFormatter())
+  logging.getLogger().addHandler(to_file)
+  _early.setTarget(to_file)
+  _early.flush()
+  logging.getLogger().removeHandler(_early)
+  sys.stdout = _Tee(sys.stdout, log)
+
+
+class Progress:
+  """The run's progress line: on a terminal, tqdm's line updated at every
+  step (its rate and ETA from the steps, the latest log's values after
+  them); elsewhere, a printed line per log."""
+
+  def __init__(self, total_steps: int, step: int):
+    console = getattr(sys.stdout, 'console', sys.stdout)
+    self.bar = tqdm.tqdm(
+        total=total_steps, initial=step, file=console, leave=True,
+        disable=not console.isatty(), dynamic_ncols=True, unit='step',
+        bar_format='step {n}/{total} [{elapsed}<{remaining}, {rate_fmt}]'
+        '{postfix}')
+
+  def update(self, step: int):
+    self.bar.update(step - self.bar.n)
+
+  def show(self, step: int, values: str, eta_minutes: float):
+    """The values of the log at `step`, e.g. 'epoch 0.5 loss 21.3'."""
+    if self.bar.disable:
+      print(f'step {step}/{self.bar.total} {values} eta {eta_minutes:.1f} '
+            'min', flush=True)
+    else:
+      self.bar.set_postfix_str(values)
+
+  def close(self):
+    self.bar.close()
