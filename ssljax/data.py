@@ -5,8 +5,12 @@ split once, keep it there (its rows divided over the devices,
 `Pipeline.device_split`), and let the jitted train step gather its batch from a
 per-epoch permutation: an epoch never waits on the host.
 """
+import hashlib
+import json
 import os
 import re
+import shutil
+import tempfile
 from typing import NamedTuple
 
 import jax
@@ -39,20 +43,30 @@ class DatasetDamagedError(InputError):
 TFRECORD_FRAMING_BYTES = 16
 
 
-def check_shards(name: str, split: str, where: str):
-  """Refuses a prepared split whose shard files are missing, or whose
-  TFRecord files are not the size its dataset_info.json records (a copy
-  cut short, or altered), before anything is read. A dataset not prepared
-  in `where` is left to tfds.load to report."""
+def _prepared(name: str, split: str, where: str):
+  """(the dataset's folder, the split's shard paths) where `where` holds a
+  prepared copy of it, else None (tfds.load then says what is wrong)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   try:
     builder = tfds.builder(name, data_dir=where)
     info = builder.info.splits[split]
     paths = [os.fspath(p) for p in info.filepaths]
   except Exception:  # pylint: disable=broad-except
-    return  # Not prepared: tfds.load says so.
+    return None
   if not os.path.exists(os.path.join(builder.data_dir, 'dataset_info.json')):
+    return None
+  return builder, info, paths
+
+
+def check_shards(name: str, split: str, where: str):
+  """Refuses a prepared split whose shard files are missing, or whose
+  TFRecord files are not the size its dataset_info.json records (a copy
+  cut short, or altered), before anything is read. A dataset not prepared
+  in `where` is left to tfds.load to report."""
+  prepared = _prepared(name, split, where)
+  if prepared is None:
     return
+  builder, info, paths = prepared
   present = [p for p in paths if os.path.exists(p)]
   if len(present) < len(paths):
     missing = sorted(set(paths) - set(present))
@@ -69,6 +83,78 @@ def check_shards(name: str, split: str, where: str):
           f'hold {actual} bytes where its dataset_info.json records '
           f'{expected} ({info.num_examples} examples), so they were cut '
           f'short or altered ({paths[0]}). {_again(where)}')
+
+
+# Bump when what the cache stores changes.
+ARRAY_CACHE_FORMAT = 1
+
+
+def array_cache(name: str, split: str, where: str) -> str | None:
+  """The folder that caches the decoded arrays of a prepared split, under
+  $SSLJAX_CACHE_DIR/arrays (the commands set it: `--cache_dir`), or None
+  where there is no cache directory or nothing prepared to key it on. The
+  key names the dataset's folder, its dataset_info.json and its shard
+  files' sizes and times, so a dataset prepared again gets a new entry."""
+  root = os.environ.get('SSLJAX_CACHE_DIR')
+  prepared = root and _prepared(name, split, where)
+  if not prepared or not all(map(os.path.exists, prepared[2])):
+    return None
+  builder, _, paths = prepared
+  with open(os.path.join(builder.data_dir, 'dataset_info.json'), 'rb') as f:
+    info = f.read().decode()
+  shards = [(os.path.basename(p), os.path.getsize(p), os.stat(p).st_mtime_ns)
+            for p in paths]
+  key = hashlib.sha256(json.dumps(
+      [ARRAY_CACHE_FORMAT, name, split, os.path.realpath(builder.data_dir),
+       info, shards]).encode()).hexdigest()[:16]
+  readable = re.sub(r'[^\w.-]', '_', f'{name}-{split}')
+  return os.path.join(root, 'arrays', f'{readable}-{key}')
+
+
+def _checksum(array: np.ndarray) -> str:
+  return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
+
+
+def read_array_cache(folder: str) -> tuple[np.ndarray, np.ndarray] | None:
+  """(images, labels) from `folder`, each checked against the checksum
+  written with it; None where it is not there, or (with a note) damaged."""
+  if not os.path.exists(os.path.join(folder, 'checksums.json')):
+    return None
+  try:
+    with open(os.path.join(folder, 'checksums.json')) as f:
+      expected = json.load(f)
+    arrays = tuple(np.load(os.path.join(folder, f'{part}.npy'))
+                   for part in ('images', 'labels'))
+    damaged = [part for part, array in zip(('images', 'labels'), arrays)
+               if _checksum(array) != expected[part]]
+  except (OSError, ValueError, KeyError) as e:
+    damaged = [f'unreadable: {e}']
+  if damaged:
+    print(f'Note: the cached arrays in {folder} are damaged ({damaged}); '
+          'decoding the prepared dataset again.', flush=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
+  return arrays
+
+
+def write_array_cache(folder: str, images: np.ndarray, labels: np.ndarray):
+  """Writes the arrays and their checksums to a new folder, then renames it
+  into place: a reader sees a whole entry or none. Where it cannot be
+  written (a full disk, a read-only cache), the run goes on without it."""
+  try:
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    new = tempfile.mkdtemp(dir=os.path.dirname(folder), prefix='.new-')
+    for part, array in (('images', images), ('labels', labels)):
+      np.save(os.path.join(new, f'{part}.npy'), array)
+    with open(os.path.join(new, 'checksums.json'), 'w') as f:
+      json.dump({'images': _checksum(images), 'labels': _checksum(labels)}, f)
+    os.rename(new, folder)
+  except OSError as e:  # Full, read-only, or written by another process.
+    shutil.rmtree(locals().get('new', ''), ignore_errors=True)
+    if not os.path.exists(os.path.join(folder, 'checksums.json')):
+      print(f'Note: the decoded arrays could not be cached in {folder} '
+            f'({e.strerror or e}); the next run decodes them again.',
+            flush=True)
 
 
 def data_dir_in_use(data_dir: str | None) -> str:
@@ -92,10 +178,26 @@ def load_split(name: str, split: str, data_dir: str | None = None,
   """Loads a whole split as (uint8 images [N, H, W, 3], int32 labels [N]).
 
   Examples are put in the order of their `id` feature, which is the dataset's
-  official order whatever order the prepared files store them in.
+  official order whatever order the prepared files store them in. Where a
+  cache directory is set (`array_cache`), the decoded arrays are kept there
+  and read back from the second time on, checked against their checksums.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   where = data_dir_in_use(data_dir)
+  cache = array_cache(name, split, where)
+  cached = cache and read_array_cache(cache)
+  if cached:
+    return cached
+  images, labels = _decode(name, split, where, download)
+  if cache:
+    write_array_cache(cache, images, labels)
+  return images, labels
+
+
+def _decode(name: str, split: str, where: str, download: bool
+            ) -> tuple[np.ndarray, np.ndarray]:
+  """The split read and decoded through tf.data, in the order of `id`
+  where the dataset has one."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   check_shards(name, split, where)
   try:
     ds = tfds.load(name, split=split, data_dir=where, download=download)
@@ -116,14 +218,16 @@ def load_split(name: str, split: str, data_dir: str | None = None,
     for batch in tfds.as_numpy(ds.batch(10_000)):
       images.append(batch['image'])
       labels.append(batch['label'])
-      ids.append(batch['id'])
+      ids.append(batch.get('id', np.array([], np.int64)))
   except Exception as e:  # pylint: disable=broad-except
     if type(e).__name__ not in ('DataLossError', 'InvalidArgumentError'):
       raise  # A bug, not the data.
     raise DatasetDamagedError(
         f'TFDS dataset {name!r} split {split!r} in {where!r} is damaged: '
         f'{type(e).__name__}: {_tf_message(e)}. {_again(where)}') from None
-  order = np.argsort(np.concatenate(ids), kind='stable')
+  ids = np.concatenate(ids)  # Where the dataset has no `id`: file order.
+  order = (np.argsort(ids, kind='stable') if len(ids)
+           else np.arange(sum(map(len, labels))))
   return (np.concatenate(images)[order],
           np.concatenate(labels)[order].astype(np.int32))
 

@@ -99,3 +99,22 @@ def test_evaluate_of_a_folder_that_is_no_workdir_ends_in_one_line(tmp_path):
                                    f'--workdir={tmp_path}')
   assert code == 1 and len(ours) == 1, stderr
   assert 'is not the workdir of an ssljax training run' in ours[0]
+
+
+def test_the_caches_are_on_by_default_and_off_with_an_empty_cache_dir(
+    tmp_path, monkeypatch):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from ssljax import cli  # pylint: disable=g-import-not-at-top
+  assert flags.FLAGS['cache_dir'].default.endswith('/ssljax')
+  monkeypatch.delenv('JAX_COMPILATION_CACHE_DIR', raising=False)
+  monkeypatch.setenv('SSLJAX_CACHE_DIR', 'left over')
+  before = jax.config.jax_compilation_cache_dir
+  try:
+    cli.use_caches(str(tmp_path))
+    assert os.environ['SSLJAX_CACHE_DIR'] == str(tmp_path)
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / 'jax')
+  finally:
+    jax.config.update('jax_compilation_cache_dir', before)
+  cli.use_caches('')
+  assert 'SSLJAX_CACHE_DIR' not in os.environ

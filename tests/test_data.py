@@ -114,3 +114,33 @@ def test_corrupt_bytes_in_a_shard_are_named_as_damage(prepared, tmp_path):
                      'again') as raised:
     data.load_split('dummy_mnist', 'train', copy)
   assert '\n' not in str(raised.value)
+
+
+def test_decoded_arrays_are_cached_checked_and_rebuilt_when_damaged(
+    prepared, tmp_path, monkeypatch, capsys):
+  where, shard = prepared
+  images, labels = data.load_split('dummy_mnist', 'train', where)  # No cache.
+  monkeypatch.setenv('SSLJAX_CACHE_DIR', str(tmp_path / 'cache'))
+  assert not (tmp_path / 'cache').exists()
+  folder = data.array_cache('dummy_mnist', 'train', where)
+  for _ in range(2):  # Decoded and cached, then read back.
+    cached = data.load_split('dummy_mnist', 'train', where)
+    np.testing.assert_array_equal(cached[0], images)
+    np.testing.assert_array_equal(cached[1], labels)
+  assert sorted(os.listdir(folder)) == ['checksums.json', 'images.npy',
+                                        'labels.npy']
+  decoded = []
+  monkeypatch.setattr(data, '_decode', lambda *a: decoded.append(a) or (
+      images, labels))
+  data.load_split('dummy_mnist', 'train', where)
+  assert not decoded  # Read from the cache: nothing decoded.
+  with open(os.path.join(folder, 'images.npy'), 'r+b') as f:
+    f.seek(-5, os.SEEK_END)
+    f.write(b'\x01\x02\x03\x04\x05')  # Damaged bytes: still loads as .npy.
+  data.load_split('dummy_mnist', 'train', where)
+  assert len(decoded) == 1  # Detected, decoded again and rewritten,
+  assert "are damaged (['images'])" in capsys.readouterr().out
+  data.load_split('dummy_mnist', 'train', where)
+  assert len(decoded) == 1  # and read back intact.
+  os.utime(shard, ns=(0, 0))  # Prepared again: a new entry.
+  assert data.array_cache('dummy_mnist', 'train', where) != folder
