@@ -1,4 +1,5 @@
-"""CIFAR-10 as uint8 arrays that live on the devices.
+"""Datasets (CIFAR-10, any TFDS image dataset, a folder of images) as uint8
+arrays that live on the devices.
 
 At CIFAR scale the whole split fits in device memory (150 MB), so we load each
 split once, keep it there (its rows divided over the devices,
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssljax import image_folder
 from ssljax.errors import InputError
 
 
@@ -233,7 +235,12 @@ def _decode(name: str, split: str, where: str, download: bool
 
 
 def load_splits(config) -> dict:
-  """{'train', 'test'}: (uint8 images, int32 labels) of `config.data`."""
+  """{'train', 'test'}: (uint8 images, int32 labels) of `config.data`: a
+  TFDS dataset, or a folder of images (`ssljax.image_folder`), whose labels
+  are None where it has none."""
+  if image_folder.path_of(config.data.name):
+    return {split: image_folder.load_split(config.data.name, split)
+            for split in ('train', 'test')}
   return {split: load_split(config.data.name, split,
                             config.data.data_dir or None, config.data.download)
           for split in ('train', 'test')}
@@ -242,11 +249,13 @@ def load_splits(config) -> dict:
 def class_names(name: str, data_dir: str | None, num_classes: int
                 ) -> list[str]:
   """The names of the dataset's classes, from its prepared TFDS metadata (no
-  data is read); the class numbers as text where there are none."""
+  data is read) or a folder's class sub-folders; the class numbers as text
+  where there are none."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   try:
-    builder = tfds.builder(name, data_dir=data_dir_in_use(data_dir))
-    names = builder.info.features['label'].names
+    names = (image_folder.class_names(name) if image_folder.path_of(name)
+             else tfds.builder(name, data_dir=data_dir_in_use(data_dir))
+             .info.features['label'].names)
   except Exception:  # pylint: disable=broad-except
     names = []
   return list(names) if len(names) == num_classes else [

@@ -127,6 +127,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
     raise InputError(f'{directory} holds no checkpoint of step {step}; '
                      f'it holds steps {steps}.')
   splits = data.load_splits(config)
+  evals = evaluators.for_labels(evals, splits['train'][1] is not None)
   mesh, info = hosts.data_mesh(), data.describe(*splits['train'])
   state, _ = checkpoints.restore(
       manager, step_lib.build(config, mesh, info).initial_state(), step)

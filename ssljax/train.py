@@ -363,6 +363,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   splits = data.load_splits(config)
   (train_images, train_labels), (test_images, _) = (splits['train'],
                                                     splits['test'])
+  evals = evaluators.for_labels(evals, train_labels is not None)
+  if train_labels is None and config.model.online_probe:
+    raise InputError(f'{config.data.name!r} has no labels for the online '
+                     'probe; pass --config.model.online_probe=False.')
   info = data.describe(train_images, train_labels)
   train_step = step_lib.build(config, mesh, info)
   encoder = features_lib.encoder(config, mesh, info)

@@ -60,10 +60,13 @@ class Evaluator:
   images. Numbers also go to TensorBoard. summary: {key in the evaluation's
   top level: key in run's result}, what is printed after an evaluation and
   what scripts read (`linear_probe_accuracy`). details: result -> more
-  lines for the printed table (collapse warnings); none by default."""
+  lines for the printed table (collapse warnings); none by default.
+  needs_labels: whether it reads the labels (a run on unlabelled images
+  skips it)."""
   run: Callable[[Features], dict]
   summary: dict[str, str]
   details: Callable[[dict], list[str]] = lambda result: []
+  needs_labels: bool = True
 
 
 def names() -> list[str]:
@@ -94,6 +97,18 @@ def make_all(config: ml_collections.ConfigDict,
                    else module.default_config())
     built[name] = module.make(eval_config, config)
   return built
+
+
+def for_labels(evaluators: dict[str, Evaluator], labelled: bool
+               ) -> dict[str, Evaluator]:
+  """The evaluators that can run where the data is (not) `labelled`; those
+  skipped are named in a note."""
+  skipped = [] if labelled else [n for n, e in evaluators.items()
+                                 if e.needs_labels]
+  if skipped:
+    print(f'Note: the images have no labels, so {", ".join(skipped)} '
+          'will not run.', flush=True)
+  return {n: e for n, e in evaluators.items() if n not in skipped}
 
 
 def evaluate(encoder: features_lib.Encoder, state, splits: dict,

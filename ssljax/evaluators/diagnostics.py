@@ -65,4 +65,5 @@ def make(eval_config: ml_collections.ConfigDict,
 
   return evaluators.Evaluator(
       run=run, summary={'rankme': 'feature_rankme', 'alignment': 'alignment',
-                        'uniformity': 'uniformity'}, details=details)
+                        'uniformity': 'uniformity'}, details=details,
+      needs_labels=False)
