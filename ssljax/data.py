@@ -117,39 +117,43 @@ def _checksum(array: np.ndarray) -> str:
   return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
 
 
-def read_array_cache(folder: str) -> tuple[np.ndarray, np.ndarray] | None:
-  """(images, labels) from `folder`, each checked against the checksum
-  written with it; None where it is not there, or (with a note) damaged."""
+def read_array_cache(folder: str
+                     ) -> tuple[np.ndarray, np.ndarray | None] | None:
+  """(images, labels or None) from `folder`, each checked against the
+  checksum written with it; None where it is not there, or (with a note)
+  damaged."""
   if not os.path.exists(os.path.join(folder, 'checksums.json')):
     return None
   try:
     with open(os.path.join(folder, 'checksums.json')) as f:
       expected = json.load(f)
-    arrays = tuple(np.load(os.path.join(folder, f'{part}.npy'))
-                   for part in ('images', 'labels'))
-    damaged = [part for part, array in zip(('images', 'labels'), arrays)
+    arrays = {part: np.load(os.path.join(folder, f'{part}.npy'))
+              for part in expected}
+    damaged = [part for part, array in arrays.items()
                if _checksum(array) != expected[part]]
-  except (OSError, ValueError, KeyError) as e:
+  except (OSError, ValueError) as e:
     damaged = [f'unreadable: {e}']
-  if damaged:
+  if damaged or 'images' not in expected:
     print(f'Note: the cached arrays in {folder} are damaged ({damaged}); '
           'decoding the prepared dataset again.', flush=True)
     shutil.rmtree(folder, ignore_errors=True)
     return None
-  return arrays
+  return arrays['images'], arrays.get('labels')
 
 
-def write_array_cache(folder: str, images: np.ndarray, labels: np.ndarray):
+def write_array_cache(folder: str, images: np.ndarray,
+                      labels: np.ndarray | None):
   """Writes the arrays and their checksums to a new folder, then renames it
   into place: a reader sees a whole entry or none. Where it cannot be
   written (a full disk, a read-only cache), the run goes on without it."""
+  parts = {'images': images, **({} if labels is None else {'labels': labels})}
   try:
     os.makedirs(os.path.dirname(folder), exist_ok=True)
     new = tempfile.mkdtemp(dir=os.path.dirname(folder), prefix='.new-')
-    for part, array in (('images', images), ('labels', labels)):
+    for part, array in parts.items():
       np.save(os.path.join(new, f'{part}.npy'), array)
     with open(os.path.join(new, 'checksums.json'), 'w') as f:
-      json.dump({'images': _checksum(images), 'labels': _checksum(labels)}, f)
+      json.dump({part: _checksum(a) for part, a in parts.items()}, f)
     os.rename(new, folder)
   except OSError as e:  # Full, read-only, or written by another process.
     shutil.rmtree(locals().get('new', ''), ignore_errors=True)
@@ -176,8 +180,10 @@ def _tf_message(error: Exception) -> str:
 
 
 def load_split(name: str, split: str, data_dir: str | None = None,
-               download: bool = False) -> tuple[np.ndarray, np.ndarray]:
-  """Loads a whole split as (uint8 images [N, H, W, 3], int32 labels [N]).
+               download: bool = False
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+  """Loads a whole split as (uint8 images [N, H, W, 3], int32 labels [N], or
+  None for a dataset without labels).
 
   Examples are put in the order of their `id` feature, which is the dataset's
   official order whatever order the prepared files store them in. Where a
@@ -219,7 +225,8 @@ def _decode(name: str, split: str, where: str, download: bool
   try:
     for batch in tfds.as_numpy(ds.batch(10_000)):
       images.append(batch['image'])
-      labels.append(batch['label'])
+      if 'label' in batch:  # Else an unlabelled dataset.
+        labels.append(batch['label'])
       ids.append(batch.get('id', np.array([], np.int64)))
   except Exception as e:  # pylint: disable=broad-except
     if type(e).__name__ not in ('DataLossError', 'InvalidArgumentError'):
@@ -228,10 +235,13 @@ def _decode(name: str, split: str, where: str, download: bool
         f'TFDS dataset {name!r} split {split!r} in {where!r} is damaged: '
         f'{type(e).__name__}: {_tf_message(e)}. {_again(where)}') from None
   ids = np.concatenate(ids)  # Where the dataset has no `id`: file order.
-  order = (np.argsort(ids, kind='stable') if len(ids)
-           else np.arange(sum(map(len, labels))))
-  return (np.concatenate(images)[order],
-          np.concatenate(labels)[order].astype(np.int32))
+  images = np.concatenate(images)
+  if images.shape[-1] == 1:  # Grey (MNIST's): as RGB, as the models take.
+    images = np.repeat(images, 3, axis=-1)
+  order = np.argsort(ids, kind='stable') if len(ids) else np.arange(
+      len(images))
+  return images[order], (np.concatenate(labels)[order].astype(np.int32)
+                         if labels else None)
 
 
 def load_splits(config) -> dict:

@@ -144,3 +144,14 @@ def test_decoded_arrays_are_cached_checked_and_rebuilt_when_damaged(
   assert len(decoded) == 1  # and read back intact.
   os.utime(shard, ns=(0, 0))  # Prepared again: a new entry.
   assert data.array_cache('dummy_mnist', 'train', where) != folder
+
+
+def test_grey_images_load_as_rgb_and_unlabelled_arrays_cache(prepared,
+                                                             tmp_path):
+  images, _ = data.load_split('dummy_mnist', 'train', prepared[0])
+  assert images.shape == (20, 28, 28, 3)  # MNIST's one channel, thrice.
+  np.testing.assert_array_equal(images[..., 0], images[..., 2])
+  data.write_array_cache(str(tmp_path / 'entry'), images, None)
+  cached, labels = data.read_array_cache(str(tmp_path / 'entry'))
+  np.testing.assert_array_equal(cached, images)
+  assert labels is None
