@@ -118,3 +118,33 @@ def barrier(name: str):
   workdir, before the others read it)."""
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(name)
+
+
+def _host_memory_available() -> int | None:
+  """MemAvailable of /proc/meminfo in bytes (None where there is none)."""
+  try:
+    with open('/proc/meminfo') as f:
+      line = next(l for l in f if l.startswith('MemAvailable:'))
+    return int(line.split()[1]) * 1024
+  except (OSError, StopIteration, ValueError):
+    return None
+
+
+def check_fits(bytes_per_device: int, what: str):
+  """Refuses, naming the memory it needs, an array that would not fit on
+  this process's devices: their free memory on an accelerator, the host's
+  available memory for CPU devices (which share it)."""
+  device = jax.local_devices()[0]
+  stats = device.memory_stats() or {}
+  if 'bytes_limit' in stats:
+    needed = bytes_per_device
+    free = stats['bytes_limit'] - stats.get('bytes_in_use', 0)
+    where = f'each {device.platform.upper()} device'
+  else:
+    needed = bytes_per_device * jax.local_device_count()
+    free, where = _host_memory_available(), "this host's memory"
+  if free is not None and needed > free:
+    raise InputError(
+        f'{what} needs {needed / 2**30:.2f} GiB on {where}, where '
+        f'{free / 2**30:.2f} GiB is free. Use fewer or smaller images, or '
+        'more devices (the split is divided over them).')

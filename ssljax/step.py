@@ -113,10 +113,13 @@ class TrainStep:
     """A training split (uint8 images or labels) on the devices, its rows
     divided over the mesh (padded with zeros to a multiple of its size; the
     padding is never drawn): with several processes, each puts only its own
-    rows on its devices."""
+    rows on its devices. A split too large for them is refused, naming the
+    memory it needs."""
     pad = -len(host) % self.mesh.size
     padded = np.concatenate([host, np.zeros((pad,) + host.shape[1:],
                                             host.dtype)])
+    hosts.check_fits(padded.nbytes // self.mesh.size,
+                     f'The training split ({host.shape} {host.dtype})')
     return hosts.global_array(self.batch_sharded, padded)
 
   @functools.cached_property
