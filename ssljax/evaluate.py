@@ -112,6 +112,9 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   """Evaluates the checkpoint of `step` (default: the latest) in `workdir`
   with the evaluators `chosen`, their settings changed by `settings` (see
   `apply_settings`); returns what DIR/eval/<step>.json holds."""
+  if not chosen:
+    raise InputError('--evals names no evaluator; name some, e.g. '
+                     f'--evals=knn,linear_probe (any of {evaluators.names()}).')
   config = load_config(workdir)
   apply_settings(config, chosen, list(settings))
   validate.check(config)

@@ -261,6 +261,12 @@ def build(config: ml_collections.ConfigDict, mesh: Mesh,
         f'the train split ({train_info.num_examples} examples).')
   # `num_epochs` may be fractional: the smoke presets train a few dozen steps.
   total_steps = int(config.train.num_epochs * steps_per_epoch)
+  if total_steps == 0 and config.train.num_epochs > 0:
+    raise InputError(
+        f'config.train.num_epochs={config.train.num_epochs} is less than one '
+        f'step ({steps_per_epoch} steps make an epoch); train at least '
+        f'{1 / steps_per_epoch:.2g} epochs, or 0 to evaluate the initial '
+        'encoder.')
   optimizer, schedule = optim.create_optimizer(config, steps_per_epoch,
                                                total_steps)
   return TrainStep(

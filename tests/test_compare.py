@@ -350,12 +350,16 @@ def _compare(tmp_path, *flags):
       cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
 
 
-def test_a_reference_that_is_no_arm_is_refused_before_anything_runs(
-    tmp_path):
-  refused = _compare(tmp_path, '--reference=vicreg_tico')
-  assert refused.returncode != 0
-  assert ("--reference=vicreg_tico is not an arm; the arms are ['vicreg']"
-          in refused.stderr)
+@pytest.mark.parametrize('flag,message', [
+    ('--reference=vicreg_tico',
+     "--reference=vicreg_tico is not an arm; the arms are ['vicreg']"),
+    # Both would train in one workdir and count twice in every statistic.
+    ('--seeds=0,1,0', '--seeds=0,1,0 names a seed more than once'),
+])
+def test_a_bad_reference_or_seeds_are_refused_before_anything_runs(
+    tmp_path, flag, message):
+  refused = _compare(tmp_path, flag)
+  assert refused.returncode != 0 and message in refused.stderr
   assert not (tmp_path / 'runs').exists()
 
 

@@ -48,6 +48,8 @@ def test_bad_workdirs_and_steps_are_refused_in_one_message(tiny_config,
     evaluate.evaluate_checkpoint(str(tmp_path), step=5)
   with pytest.raises(InputError, match="Unknown evaluators \\['probe'\\]"):
     evaluate.evaluate_checkpoint(str(tmp_path), chosen=['probe'])
+  with pytest.raises(InputError, match='--evals names no evaluator'):
+    evaluate.evaluate_checkpoint(str(tmp_path), chosen=[])
   for setting, message in (
       ('knn=3', 'must be EVALUATOR.KEY=VALUE'),
       ('feature_map.k=3', r"one of the evaluators run \(\['knn'\]\)"),

@@ -5,10 +5,14 @@ import importlib
 import math
 import os
 
+import numpy as np
 import pytest
 
+from ssljax import data
 from ssljax import defaults
 from ssljax import evaluators
+from ssljax import hosts
+from ssljax import step as step_lib
 from ssljax import train
 from ssljax import validate
 from ssljax.errors import InputError
@@ -103,3 +107,14 @@ def test_a_batch_the_devices_cannot_share_is_named(tiny_config):
   tiny_config.eval_batch_size = 20
   with pytest.raises(InputError, match=r'config.eval_batch_size=20.*\(8\)'):
     validate.batch_sizes(tiny_config, num_devices=8)
+
+
+def test_a_training_length_under_one_step_is_refused(tiny_config):
+  info = data.SplitInfo(64, np.full(3, 0.5, np.float32),
+                        np.full(3, 0.25, np.float32))  # 4 steps of 16.
+  tiny_config.train.num_epochs = 0.2
+  with pytest.raises(InputError, match=r'num_epochs=0.2 is less than one '
+                     r'step \(4 steps make an epoch\); train at least 0.25'):
+    step_lib.build(tiny_config, hosts.data_mesh(), info)
+  tiny_config.train.num_epochs = 0.0  # The initial encoder, evaluated.
+  assert step_lib.build(tiny_config, hosts.data_mesh(), info).total_steps == 0

@@ -76,11 +76,17 @@ def arms() -> list[runs_lib.Arm]:
 
 
 def seeds() -> list[int]:
+  """The seeds, each once: a seed given twice would train in one workdir
+  and count twice in every mean, interval and paired test."""
   try:
-    return [int(s) for s in FLAGS.seeds]
+    found = [int(s) for s in FLAGS.seeds]
   except ValueError as e:
     raise InputError(f'--seeds={",".join(FLAGS.seeds)} must be integers, '
                      'e.g. --seeds=0,1,2.') from e
+  if len(set(found)) != len(found):
+    raise InputError(f'--seeds={",".join(FLAGS.seeds)} names a seed more '
+                     'than once; give each seed once, e.g. --seeds=0,1,2.')
+  return found
 
 
 def main():
