@@ -27,6 +27,7 @@ from ssljax import cli
 from ssljax import console
 from ssljax import hosts
 from ssljax import validate
+from ssljax.errors import InputError
 from ssljax.workdir import lock
 
 FLAGS = flags.FLAGS
@@ -42,10 +43,19 @@ flags.DEFINE_integer('num_processes', None, 'Processes of a multi-host run.')
 flags.DEFINE_integer('process_id', None, 'This process: 0 ... num_processes-1.')
 config_flags.DEFINE_config_file('config', None, 'Config file (and preset).',
                                 lock_config=True)
-flags.mark_flags_as_required(['config', 'workdir'])
+flags.DEFINE_bool('show_config', False, 'Print every setting of the resolved '
+                  'config (flags applied), with its meaning and allowed '
+                  'values, and exit; needs no --workdir.')
+flags.mark_flags_as_required(['config'])
 
 
 def main():
+  if FLAGS.show_config:
+    print(validate.described(FLAGS.config))
+    return
+  if not FLAGS.workdir:
+    raise InputError('--workdir is required: where checkpoints, '
+                     'TensorBoard events and results.json go.')
   console.quiet(FLAGS.verbose)
   hosts.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
                    FLAGS.process_id)

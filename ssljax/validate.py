@@ -65,6 +65,85 @@ RULES = (
 )
 
 
+# What each shared setting means (`--show_config`): the first pattern a key
+# matches. A method's and an evaluator's own settings are in the HELP beside
+# their default_config.
+HELP = {
+    'preset': 'the preset the config file was read with',
+    'seed': 'seeds the initialisation, the augmentations and the data order',
+    'data.name': 'a TFDS image dataset, or folder:PATH of your own images',
+    'data.data_dir': "where TFDS looks ('': $TFDS_DATA_DIR, else "
+                     '~/tensorflow_datasets)',
+    'data.download': 'let TFDS download and prepare a missing dataset',
+    'augment.image_size': 'side of the augmented views, in pixels',
+    'augment.crop_scale': "area range of the random resized crop's box",
+    'augment.crop_ratio': "aspect-ratio range of the crop's box",
+    'augment.flip_prob': 'probability of a left-right flip (view 1, view 2)',
+    'augment.jitter_prob': 'probability of colour jitter (view 1, view 2)',
+    'augment.brightness': "colour jitter's brightness strength",
+    'augment.contrast': "colour jitter's contrast strength",
+    'augment.saturation': "colour jitter's saturation strength",
+    'augment.hue': "colour jitter's hue strength (a turn's fraction)",
+    'augment.grayscale_prob': 'probability of grey (view 1, view 2)',
+    'augment.blur_prob': 'probability of Gaussian blur (view 1, view 2)',
+    'augment.blur_sigma': "range of the blur's sigma, in pixels",
+    'augment.blur_kernel_size': "side of the blur's kernel, in pixels",
+    'augment.solarize_prob': 'probability of solarisation (view 1, view 2)',
+    'method.name': 'the method: a module of ssljax/methods',
+    'model.backbone': 'the encoder',
+    'model.width': "factor on the encoder's channel counts",
+    'model.stem_strides': "the stem's stride (2 halves the resolution)",
+    'model.dtype': "the computation's dtype (auto: bfloat16 on GPU/TPU, "
+                   'float32 on CPU)',
+    'model.projector_widths': "the projector MLP's layer widths",
+    'model.projector_last_norm': "BatchNorm after the projector's last layer",
+    'model.projector_last_bias': "a bias in the projector's last layer",
+    'model.predictor_widths': "the predictor MLP's widths (BYOL, SimSiam)",
+    'model.online_probe': 'train a linear classifier on the labels alongside',
+    'train.batch_size': 'images per step, over all devices',
+    'train.num_epochs': 'length of the training (fractions allowed)',
+    'train.log_every_steps': 'steps between logs (TensorBoard, console)',
+    'train.checkpoint_every_steps': 'steps between checkpoints',
+    'train.keep_checkpoints': 'checkpoints kept (the newest)',
+    'optimizer.name': 'the optimizer',
+    'optimizer.learning_rate': 'peak learning rate per 256 images',
+    'optimizer.weight_decay': 'decoupled weight decay',
+    'optimizer.momentum': "SGD's and LARS's momentum",
+    'optimizer.trust_coefficient': "LARS's trust coefficient",
+    'optimizer.b1': "Adam's first-moment decay",
+    'optimizer.b2': "Adam's second-moment decay",
+    'optimizer.warmup_epochs': 'epochs of linear warm-up',
+    'optimizer.min_lr_ratio': "the cosine schedule's end, as a share of the "
+                              'peak',
+    'evals.*.every_epochs': 'epochs between evaluations during training (0: '
+                            'at the end only)',
+    'eval_batch_size': 'images per call of the feature extraction',
+    'collapse.num_images': 'held-out images the collapse measures see at '
+                           'every log (0: off)',
+    'collapse.min_std_fraction': 'warn when the normalised std falls below '
+                                 'this share of 1/sqrt(D)',
+    'collapse.min_rank_fraction': 'warn when RankMe falls below this share '
+                                  'of its largest value',
+}
+
+
+def _own(config: ml_collections.ConfigDict, attribute: str) -> list:
+  """[(pattern, entry)] of `attribute` (RANGES or HELP) of the config's
+  method and of each evaluator it lists, under 'method.' and
+  'evals.<name>.'; a method or evaluator of an unknown name has none."""
+  found = []
+  if config.method.name in methods.names():
+    module = importlib.import_module(f'ssljax.methods.{config.method.name}')
+    found += [(f'method.{k}', r) for k, r in getattr(module, attribute,
+                                                     {}).items()]
+  for name in config.evals:
+    if name in evaluators.names():
+      module = importlib.import_module(f'ssljax.evaluators.{name}')
+      found += [(f'evals.{name}.{k}', r) for k, r in getattr(
+          module, attribute, {}).items()]
+  return found
+
+
 def numeric_settings(config: ml_collections.ConfigDict) -> dict:
   """{'section.key': value} of every number (or tuple of numbers) of the
   config; booleans are not numbers here."""
@@ -83,19 +162,8 @@ def _numbers(value) -> tuple | None:
 
 def rules(config: ml_collections.ConfigDict) -> list[tuple[str, tuple]]:
   """RULES, then the RANGES of the config's method and of each evaluator
-  it lists (patterns of their own keys, under 'method.' and
-  'evals.<name>.'); a method or evaluator of an unknown name has none."""
-  found = list(RULES)
-  if config.method.name in methods.names():
-    module = importlib.import_module(f'ssljax.methods.{config.method.name}')
-    found += [(f'method.{k}', r) for k, r in getattr(module, 'RANGES',
-                                                     {}).items()]
-  for name in config.evals:
-    if name in evaluators.names():
-      module = importlib.import_module(f'ssljax.evaluators.{name}')
-      found += [(f'evals.{name}.{k}', r) for k, r in getattr(
-          module, 'RANGES', {}).items()]
-  return found
+  it lists."""
+  return list(RULES) + _own(config, 'RANGES')
 
 
 def ranged(config: ml_collections.ConfigDict) -> dict:
@@ -105,6 +173,27 @@ def ranged(config: ml_collections.ConfigDict) -> dict:
   return {key: (value, next((r for pattern, r in ruled
                              if fnmatch.fnmatchcase(key, pattern)), None))
           for key, value in numeric_settings(config).items()}
+
+
+def described(config: ml_collections.ConfigDict) -> str:
+  """Every setting of `config`, one per line: its value, what it means
+  and what it may be (`--show_config`)."""
+  meanings = list(HELP.items()) + _own(config, 'HELP')
+  allowed = {'method.name': methods.names(),
+             'model.backbone': sorted(models.BACKBONES),
+             'model.dtype': sorted(models.DTYPES),
+             'optimizer.name': sorted(optim.OPTIMIZERS)}
+  ruled = ranged(config)
+  lines = []
+  for key, value in defaults.flat(config.to_dict()).items():
+    meaning = next((m for pattern, m in meanings
+                    if fnmatch.fnmatchcase(key, pattern)), '')
+    found = ruled.get(key, (None, None))[1]
+    may = (f'one of {allowed[key]}' if key in allowed
+           else f'{found[1]}' if found else '')
+    lines.append(f'{key} = {value!r}' + (f'  # {meaning}' if meaning else '')
+                 + (f' [{may}]' if may else ''))
+  return '\n'.join(lines)
 
 
 def batch_sizes(config: ml_collections.ConfigDict, num_devices: int):

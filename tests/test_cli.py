@@ -94,6 +94,17 @@ def test_a_bad_value_and_a_busy_workdir_are_refused_before_anything_loads(
   assert not loaded and not os.path.exists(tmp_path / 'log.txt')
 
 
+def test_show_config_prints_the_resolved_config_and_starts_nothing():
+  proc = subprocess.run(
+      [sys.executable, '-m', 'ssljax.main', '--config=configs/tico.py:cpu',
+       '--config.method.rho=4', '--show_config'], cwd=ROOT,
+      capture_output=True, text=True, check=True)
+  assert ("method.rho = 4.0  # weight of the covariance term z C z^T "
+          'against the invariance term [>= 0]') in proc.stdout.splitlines()
+  assert "preset = 'cpu'  # the preset the config file was read with" in (
+      proc.stdout)
+
+
 def test_evaluate_of_a_folder_that_is_no_workdir_ends_in_one_line(tmp_path):
   code, ours, stderr, _ = _command('ssljax.evaluate',
                                    f'--workdir={tmp_path}')

@@ -32,6 +32,17 @@ def _every_config():
         yield f'{name}:{preset}', config
 
 
+def test_show_config_gives_every_setting_a_meaning_and_its_range():
+  for name, config in _every_config():
+    lines = validate.described(config).splitlines()
+    keys = [line.split(' = ')[0] for line in lines]
+    assert keys == list(defaults.flat(config.to_dict())), name
+    unexplained = [key for key, line in zip(keys, lines) if '  # ' not in line]
+    assert not unexplained, f'{name}: no meaning (HELP) for {unexplained}'
+    for key in validate.numeric_settings(config):
+      assert lines[keys.index(key)].endswith(']'), (name, key)  # Its range.
+
+
 def test_every_numeric_setting_of_every_config_has_a_rule_and_passes_it():
   for name, config in _every_config():
     settings = validate.numeric_settings(config)

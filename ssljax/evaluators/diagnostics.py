@@ -31,6 +31,11 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'num_images': ranges.between(2)}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'num_images': 'held-out images the collapse measures are taken on',
+}
+
 
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:

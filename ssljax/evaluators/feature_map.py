@@ -34,6 +34,12 @@ def default_config() -> ml_collections.ConfigDict:
 RANGES = {'num_images': ranges.between(2),
           'perplexity': ranges.POSITIVE}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'num_images': 'test images in the t-SNE map',
+    'perplexity': "t-SNE's perplexity (capped at a third of the images)",
+}
+
 
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:

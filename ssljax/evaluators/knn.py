@@ -33,6 +33,14 @@ def default_config() -> ml_collections.ConfigDict:
 RANGES = {'k': ranges.AT_LEAST_1, 'temperature': ranges.POSITIVE,
           'chunk': ranges.AT_LEAST_1}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'k': 'neighbours that vote',
+    'temperature': 'T of the exp(similarity / T) vote weights',
+    'chunk': 'test images scored per call (bounds the similarity matrix in '
+             'memory)',
+}
+
 
 @functools.partial(jax.jit, static_argnames=('k', 'num_classes'))
 def knn_predict(train: jax.Array, train_labels: jax.Array, test: jax.Array,

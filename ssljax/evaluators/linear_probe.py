@@ -199,6 +199,14 @@ RANGES = {'l2_grid': ranges.AT_LEAST_0,
           'holdout_fraction': ranges.between(0, 1, True, True),
           'num_steps': ranges.AT_LEAST_1}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'l2_grid': 'L2 strengths the held-out part of the train split chooses from',
+    'holdout_fraction': 'share of the train split held out to choose the L2 '
+                        'strength',
+    'num_steps': 'L-BFGS steps per L2 strength, and for the refit',
+}
+
 
 def configured_probe(eval_config: ml_collections.ConfigDict, seed: int,
                      train_features: np.ndarray, train_labels: np.ndarray,

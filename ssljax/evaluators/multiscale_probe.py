@@ -77,6 +77,12 @@ def default_config() -> ml_collections.ConfigDict:
 RANGES = {**linear_probe.RANGES, 'stages': ranges.AT_LEAST_1,
           'grid': ranges.AT_LEAST_1}
 
+# What each setting of default_config() means (--show_config).
+HELP = {**linear_probe.HELP,
+    'stages': "the encoder's stages whose maps are read",
+    'grid': 'each map is average-pooled over a grid x grid layout',
+}
+
 
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:

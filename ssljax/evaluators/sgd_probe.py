@@ -60,6 +60,16 @@ RANGES = {
     'learning_rate': ranges.POSITIVE, 'momentum': ranges.DECAY,
     'weight_decay': ranges.AT_LEAST_0, 'crop_scale': ranges.FRACTION}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'epochs': 'epochs of SGD over the train split, fresh crops each',
+    'batch_size': 'images per SGD step',
+    'learning_rate': 'peak learning rate (cosine decay)',
+    'momentum': "SGD's momentum",
+    'weight_decay': 'L2 weight decay of the classifier',
+    'crop_scale': 'area range of the random resized crops',
+}
+
 
 def _crop_and_flip(key, image, scale):
   """One float image in [0, 1] randomly resized-cropped back to its own size

@@ -24,6 +24,12 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'lambd': ranges.AT_LEAST_0, 'scale': ranges.AT_LEAST_0}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'lambd': "weight of the cross-correlation's off-diagonal terms",
+    'scale': 'factor on the whole loss (solo-learn scales it on CIFAR)',
+}
+
 
 def batch_standardize(z: jax.Array, eps: float = 1e-5) -> jax.Array:
   """Zero mean, unit (biased) variance per dimension, as BatchNorm1d."""

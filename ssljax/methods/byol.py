@@ -28,6 +28,12 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'base_tau': ranges.PROBABILITY}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'base_tau': "the target network's EMA decay at the start; it rises to 1 "
+                "by a cosine",
+}
+
 
 def target_part(params):
   return {k: v for k, v in params.items() if k in _TARGET_PARTS}

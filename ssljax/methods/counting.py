@@ -32,6 +32,13 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'input_size': ranges.AT_LEAST_1, 'margin': ranges.AT_LEAST_0}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'input_size': 'side the tiles and the downsampled image are resized to '
+                  'for the encoder',
+    'margin': 'c, the margin of the contrastive term that keeps counts apart',
+}
+
 
 def downsample_and_tiles(images: jax.Array) -> jax.Array:
   """[N, H, W, C] -> [5, N, H/2, W/2, C]: D o x (2x2 average pooling), then

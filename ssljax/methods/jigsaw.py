@@ -44,6 +44,17 @@ RANGES = {
     'input_size': ranges.AT_LEAST_1,
     'colour_drop_prob': ranges.PROBABILITY}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'num_permutations': 'size of the permutation set the classifier chooses '
+                        'from',
+    'tile_size': 'side of each of the 3x3 tiles, in pixels',
+    'gap': 'pixels between neighbouring tiles',
+    'jitter': 'pixels a tile may shift at random',
+    'input_size': 'side the tiles are resized to for the encoder',
+    'colour_drop_prob': 'probability that a tile keeps one colour channel only',
+}
+
 
 @functools.lru_cache(maxsize=8)
 def permutation_set(num: int) -> np.ndarray:

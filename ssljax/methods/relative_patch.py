@@ -39,6 +39,16 @@ RANGES = {
     'jitter': ranges.AT_LEAST_0, 'input_size': ranges.AT_LEAST_1,
     'colour_drop_prob': ranges.PROBABILITY}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'patch_size': 'side of each patch, in pixels',
+    'gap': 'pixels between the centre patch and its neighbour',
+    'jitter': 'pixels a patch may shift at random',
+    'input_size': 'side the patches are resized to for the encoder',
+    'colour_drop_prob': 'probability that a patch keeps one colour channel '
+                        'only',
+}
+
 
 def sample_pairs(key: jax.Array, num_images: int, cfg, image_size: int):
   """(centre corners [N, 2], neighbour corners [N, 2], labels [N])."""

@@ -22,6 +22,11 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'temperature': ranges.POSITIVE}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'temperature': "the NT-Xent loss's softmax temperature",
+}
+
 
 def nt_xent(z1: jax.Array, z2: jax.Array, temperature: float
             ) -> tuple[jax.Array, dict[str, jax.Array]]:

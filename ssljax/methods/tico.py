@@ -24,6 +24,12 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'beta': ranges.DECAY, 'rho': ranges.AT_LEAST_0}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'beta': 'decay of the running covariance C of the embeddings',
+    'rho': 'weight of the covariance term z C z^T against the invariance term',
+}
+
 
 def zero_covariance(dim: int) -> jax.Array:
   """C_0 = 0 for D-dimensional embeddings."""

@@ -25,6 +25,14 @@ def default_config() -> ml_collections.ConfigDict:
 # The range of each numeric setting (`ssljax.validate` checks them).
 RANGES = {'*_coeff': ranges.AT_LEAST_0}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'sim_coeff': 'lambda, weight of the invariance (mean squared distance) '
+                 'term',
+    'std_coeff': 'mu, weight of the variance (hinge on the std) term',
+    'cov_coeff': 'nu, weight of the covariance (off-diagonal) term',
+}
+
 
 def invariance(z1: jax.Array, z2: jax.Array) -> jax.Array:
   return jnp.mean((z1 - z2) ** 2)

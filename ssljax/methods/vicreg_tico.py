@@ -37,6 +37,16 @@ def default_config() -> ml_collections.ConfigDict:
 RANGES = {'*_coeff': ranges.AT_LEAST_0, 'nu': ranges.AT_LEAST_0,
           'beta': ranges.DECAY}
 
+# What each setting of default_config() means (--show_config).
+HELP = {
+    'sim_coeff': "lambda, weight of VICReg's invariance term",
+    'std_coeff': "mu, weight of VICReg's variance term",
+    'nu': "weight of TiCo's covariance term mean_i(z1_i C z1_i^T)",
+    'beta': 'decay of the running covariance C',
+    'normalize': 'L2-normalise z1 before the covariance term (TiCo does)',
+    'both_branches': 'apply the covariance term to z2 as well as z1',
+}
+
 
 def vicreg_tico_loss(z1: jax.Array, z2: jax.Array, c: jax.Array, *,
                      sim_coeff: float, std_coeff: float, nu: float,
