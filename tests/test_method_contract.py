@@ -46,8 +46,11 @@ def check_contract(name, config_of):
     config = config_of(name, preset)
     assert isinstance(methods.make(config), methods.Method)
     unranged = [key for key, (_, found) in validate.ranged(config).items()
-                if found is None]  # and is range-checked.
+                if found is None]  # and is range-checked,
     assert not unranged, f'{name}: no RANGES entry for {unranged}'
+    unexplained = [line.split(' = ')[0] for line in validate.described(
+        config).splitlines() if '  # ' not in line]  # and explained.
+    assert not unexplained, f'{name}: no HELP entry for {unexplained}'
   config = config_of(name)
   assert config.method.name == name
   train_step = step_lib.build(
