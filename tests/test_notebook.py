@@ -4,8 +4,10 @@ resolve to a valid config, and its last cells read the run's numbers and
 pictures. Its two commands, `python -m ssljax.main` and `ssljax.evaluate`,
 are what the other end-to-end tests run; a kernel and TensorBoard are not
 started (the `%tensorboard` cell is skipped)."""
+import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import types
 
@@ -13,8 +15,8 @@ import pytest
 
 from ssljax.compare import runs
 
-NOTEBOOK = os.path.join(os.path.dirname(os.path.dirname(__file__)),
-                        'experiments', 'colab_tpu.ipynb')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOK = os.path.join(ROOT, 'experiments', 'colab_tpu.ipynb')
 
 
 def test_the_notebook_is_valid_and_stored_without_outputs():
@@ -27,6 +29,36 @@ def test_the_notebook_is_valid_and_stored_without_outputs():
   # The default is the TPU preset; the tests choose theirs by environment.
   assert "os.environ.get('SSLJAX_NOTEBOOK_PRESET', 'tpu')" in (
       notebook.cells[1].source)
+
+
+def test_the_install_cell_takes_ssljax_from_an_uploaded_archive(
+    tmp_path, monkeypatch):
+  import nbformat  # pylint: disable=g-import-not-at-top
+  archive = tmp_path / 'upload' / 'ssljax.tar.gz'
+  archive.parent.mkdir()
+  subprocess.run(['git', 'archive', '--prefix=ssljax-main/', '-o',
+                  str(archive), 'HEAD'], cwd=ROOT, check=True)
+  monkeypatch.setenv('SSLJAX_SOURCE', str(archive))
+  monkeypatch.chdir(tmp_path)  # Colab's /content.
+  real_find_spec = importlib.util.find_spec  # As on Colab: not installed.
+  monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if (
+      name == 'ssljax') else real_find_spec(name, *a))
+  settings, install = [c.source for c in nbformat.read(
+      NOTEBOOK, as_version=4).cells if c.cell_type == 'code'][:2]
+  namespace = {}
+  exec(compile(settings, NOTEBOOK, 'exec'), namespace)  # pylint: disable=exec-used
+  commands = []
+  namespace['run'] = commands.append  # Recorded, not run.
+  exec(compile(install, NOTEBOOK, 'exec'), namespace)  # pylint: disable=exec-used
+  checkout = str(tmp_path / 'ssljax' / 'ssljax-main')
+  assert namespace['REPO_DIR'] == checkout
+  assert os.path.isfile(os.path.join(checkout, 'configs', 'vicreg_tico.py'))
+  assert commands == [[sys.executable, '-m', 'pip', 'install', '-q', '-e',
+                       checkout]]
+  monkeypatch.setenv('SSLJAX_SOURCE', str(tmp_path / 'missing.tar.gz'))
+  exec(compile(settings, NOTEBOOK, 'exec'), namespace)  # pylint: disable=exec-used
+  with pytest.raises(FileNotFoundError, match='No archive at .*upload it'):
+    namespace['checkout_from'](namespace['SOURCE'], str(tmp_path / 'other'))
 
 
 @pytest.mark.slow
