@@ -186,7 +186,9 @@ def load_split(name: str, split: str, data_dir: str | None = None,
   None for a dataset without labels).
 
   Examples are put in the order of their `id` feature, which is the dataset's
-  official order whatever order the prepared files store them in. Where a
+  official order whatever order the prepared files store them in. Images of
+  varying sizes, or larger than image_folder.MAX_SIZE, are brought to one
+  size on load (`_square_side`), so that the split is one array. Where a
   cache directory is set (`array_cache`), the decoded arrays are kept there
   and read back from the second time on, checked against their checksums.
   """
@@ -221,6 +223,11 @@ def _decode(name: str, split: str, where: str, download: bool
         'TFDS_DATA_DIR=../shared/tensorflow_datasets on the project machines'
         f"{'' if download else ', or allow downloading with --config.data.download=True'}."
         ) from None
+  side = _square_side(ds.element_spec['image'].shape)
+  if side:
+    ds = ds.map(lambda example: {**example,
+                                 'image': _centre_square(example['image'],
+                                                         side)})
   images, labels, ids = [], [], []
   try:
     for batch in tfds.as_numpy(ds.batch(10_000)):
@@ -242,6 +249,31 @@ def _decode(name: str, split: str, where: str, download: bool
       len(images))
   return images[order], (np.concatenate(labels)[order].astype(np.int32)
                          if labels else None)
+
+
+def _square_side(shape) -> int | None:
+  """The side a TFDS dataset's images are brought to on load (centre
+  squares, as a folder's): None where they have one size, of at most
+  image_folder.MAX_SIZE, and are kept as they are."""
+  height, width = shape[0], shape[1]
+  if height is not None and width is not None and max(
+      height, width) <= image_folder.MAX_SIZE:
+    return None
+  known = [s for s in (height, width) if s is not None]
+  return min([image_folder.MAX_SIZE, *known])
+
+
+def _centre_square(image, side: int):
+  """tf.data: the centred square of a uint8 image, resized to side x
+  side."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  height, width = tf.shape(image)[0], tf.shape(image)[1]
+  crop = tf.minimum(height, width)
+  image = tf.image.crop_to_bounding_box(image, (height - crop) // 2,
+                                        (width - crop) // 2, crop, crop)
+  image = tf.image.resize(image, (side, side), method='bicubic',
+                          antialias=True)
+  return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
 def load_splits(config) -> dict:

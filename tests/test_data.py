@@ -19,10 +19,16 @@ def test_missing_dataset_says_where_it_looked_and_what_to_do(tmp_path):
   assert 'TFDS_DATA_DIR' in message and 'download=True' in message
 
 
-def test_mock_split_is_uint8_images_with_int_labels():
+@pytest.mark.parametrize('name, shape', [
+    ('cifar10', (32, 32, 3)),
+    ('stl10', (96, 96, 3)),  # One size, at most 128: kept.
+    ('imagenette', (128, 128, 3)),  # Photos of every size: squares of 128.
+    ('mnist', (28, 28, 3)),  # Grey: as RGB.
+])
+def test_mock_split_is_uint8_images_of_one_size_with_int_labels(name, shape):
   with tfds.testing.mock_data(num_examples=20):
-    images, labels = data.load_split('cifar10', 'train')
-  assert images.shape == (20, 32, 32, 3) and images.dtype == np.uint8
+    images, labels = data.load_split(name, 'train')
+  assert images.shape == (20, *shape) and images.dtype == np.uint8
   assert labels.shape == (20,) and labels.dtype == np.int32
 
 
