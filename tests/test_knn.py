@@ -3,6 +3,7 @@ the InstDisc vote, on separable and random data, and its bad settings."""
 import numpy as np
 import pytest
 
+from ssljax import evaluators
 from ssljax.evaluators import knn
 
 
@@ -50,3 +51,15 @@ def test_separable_classes_score_100_percent_and_random_labels_chance():
   shuffled = rng.permutation(labels)
   assert knn.knn_accuracy(x[:500], shuffled[:500], x[500:], shuffled[500:],
                           k=20, temperature=0.1, chunk=64) < 0.45
+
+
+def test_the_result_records_the_k_that_voted():
+  rng = np.random.default_rng(0)
+  features = evaluators.Features(
+      rng.normal(size=(30, 4)), rng.integers(0, 3, 30),
+      rng.normal(size=(10, 4)), rng.integers(0, 3, 10))
+  config = knn.default_config()
+  for asked, voted in ((5, 5), (99_999_999_999, 30)):  # All 30 at most.
+    config.k = asked
+    result = knn.make(config, None).run(features)
+    assert result['k'] == voted and 0.0 <= result['accuracy'] <= 1.0

@@ -85,7 +85,9 @@ def make(eval_config: ml_collections.ConfigDict,
         features.train, features.train_labels, features.test,
         features.test_labels, k=eval_config.k,
         temperature=eval_config.temperature, chunk=eval_config.chunk)
-    return {'accuracy': accuracy, 'k': eval_config.k,
+    # The k that voted: a k above the train split's size votes with all.
+    return {'accuracy': accuracy, 'k': min(eval_config.k,
+                                           len(features.train)),
             'temperature': eval_config.temperature,
             'seconds': time.time() - start}
   return evaluators.Evaluator(run=run, summary={'knn_accuracy': 'accuracy'})
