@@ -6,6 +6,7 @@ split once, keep it there (its rows divided over the devices,
 `Pipeline.device_split`), and let the jitted train step gather its batch from a
 per-epoch permutation: an epoch never waits on the host.
 """
+import glob
 import hashlib
 import json
 import os
@@ -54,10 +55,27 @@ def _prepared(name: str, split: str, where: str):
     info = builder.info.splits[split]
     paths = [os.fspath(p) for p in info.filepaths]
   except Exception:  # pylint: disable=broad-except
+    _check_metadata(name, where)
     return None
   if not os.path.exists(os.path.join(builder.data_dir, 'dataset_info.json')):
     return None
   return builder, info, paths
+
+
+def _check_metadata(name: str, where: str):
+  """Refuses a prepared copy of `name` in `where` whose dataset_info.json
+  cannot be read as JSON, naming it (TFDS would report the dataset as not
+  found, its cause deep in the message)."""
+  folder = os.path.join(where, name.split(':')[0])
+  for path in sorted(glob.glob(os.path.join(folder, '**', 'dataset_info.json'),
+                               recursive=True)):
+    try:
+      with open(path, encoding='utf-8') as f:
+        json.load(f)
+    except (OSError, ValueError) as e:
+      raise DatasetDamagedError(
+          f'TFDS dataset {name!r} is damaged: {path} is not readable JSON '
+          f'({e}). {_again(where)}') from None
 
 
 def check_shards(name: str, split: str, where: str):

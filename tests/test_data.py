@@ -161,3 +161,18 @@ def test_grey_images_load_as_rgb_and_unlabelled_arrays_cache(prepared,
   cached, labels = data.read_array_cache(str(tmp_path / 'entry'))
   np.testing.assert_array_equal(cached, images)
   assert labels is None
+
+
+def test_metadata_that_is_not_json_is_named_as_damage(prepared, tmp_path):
+  where, shard = prepared
+  copy = _copy_with(prepared, tmp_path, lambda path: None)
+  info = os.path.join(os.path.dirname(os.path.join(
+      copy, os.path.relpath(shard, where))), 'dataset_info.json')
+  with open(info, 'w') as f:
+    f.write('{"name": "dummy_mnist", cut short')
+  with pytest.raises(data.DatasetDamagedError,
+                     match=r"'dummy_mnist' is damaged: .*dataset_info.json is "
+                     r'not readable JSON \(.*\)\. Prepare \(or copy\) it again'
+                     ) as raised:
+    data.load_split('dummy_mnist', 'train', copy)
+  assert '\n' not in str(raised.value)
