@@ -24,22 +24,35 @@ LOG = 'log.txt'
 
 class _Tee(io.TextIOBase):
   """The console and the log file as one stream: whole lines are written to
-  both, on the console around the progress bar rather than over it."""
+  both, to the file under the lock of the handler that writes absl's lines
+  there (another thread's log line never lands inside one of ours), on the
+  console around the progress bar rather than over it."""
 
-  def __init__(self, console, log):
-    self.console, self.log, self.pending = console, log, ''
+  def __init__(self, console, log, handler: logging.Handler):
+    self.console, self.log, self.handler, self.pending = (console, log,
+                                                          handler, '')
 
   def write(self, text: str) -> int:
-    self.log.write(text)
     self.pending += text
     lines, newline, self.pending = self.pending.rpartition('\n')
     if newline:
-      with tqdm.tqdm.external_write_mode(file=self.console):
-        self.console.write(lines + newline)
-        self.console.flush()
+      self._write(lines + newline)
     return len(text)
 
+  def _write(self, text: str):
+    self.handler.acquire()
+    try:
+      self.log.write(text)
+    finally:
+      self.handler.release()
+    with tqdm.tqdm.external_write_mode(file=self.console):
+      self.console.write(text)
+      self.console.flush()
+
   def flush(self):
+    if self.pending:  # A line without its newline yet: as it is.
+      self._write(self.pending)
+      self.pending = ''
     self.log.flush()
     self.console.flush()
 
@@ -74,7 +87,7 @@ def log_to(workdir: str):
   _early.setTarget(to_file)
   _early.flush()
   logging.getLogger().removeHandler(_early)
-  sys.stdout = _Tee(sys.stdout, log)
+  sys.stdout = _Tee(sys.stdout, log, to_file)
 
 
 class Progress:

@@ -1,0 +1,38 @@
+"""The console and DIR/log.txt: every printed line reaches the log whole,
+even while another thread logs (clu's writer logs from its own thread)."""
+import subprocess
+import sys
+import textwrap
+
+# Prints numbered lines in pieces, as print() writes them, while a thread
+# logs INFO lines to the same file.
+SCRIPT = textwrap.dedent('''
+    import sys, threading
+    sys.setswitchinterval(1e-6)  # Threads switch as often as they can.
+    from absl import logging
+    from ssljax import console
+    logging.set_verbosity(logging.INFO)  # As absl's app.run sets it.
+    console.quiet(verbose=False)
+    console.log_to(sys.argv[1])
+    def chatter():
+      for i in range(3000):
+        logging.info('absl line %d of a writer thread', i)
+    thread = threading.Thread(target=chatter)
+    thread.start()
+    for i in range(3000):
+      print(f'console line {i}', 'in two pieces')
+    thread.join()
+    sys.stdout.flush()
+''')
+
+
+def test_printed_lines_reach_the_log_whole_beside_another_threads_logging(
+    tmp_path):
+  proc = subprocess.run([sys.executable, '-c', SCRIPT, str(tmp_path)],
+                        capture_output=True, text=True, check=True)
+  printed = [f'console line {i} in two pieces' for i in range(3000)]
+  assert proc.stdout.splitlines() == printed  # Only these on the console.
+  log = (tmp_path / 'log.txt').read_text().splitlines()
+  assert [line for line in log if line.startswith('console')] == printed
+  assert sum('of a writer thread' in line for line in log) == 3000
+  assert len(log) == 6000  # Nothing merged into another line.
