@@ -24,9 +24,14 @@ LONGEST_FIRST = ('test_multihost.py', 'test_signals.py', 'test_sharding.py',
                  'test_models.py', 'test_augment.py', 'test_presets.py')
 
 
-# Measured on the slow tier's resume test alone, from an empty cache (2
-# cores): 74.9 s at XLA's default -O2, 67.3 s at -O0.
-BACKEND_OPTIMIZATION = '--xla_backend_optimization_level=0'
+# XLA:CPU compiling for speed of compiling, not of running (see
+# pytest_configure). Measured from empty caches on 2 cores (AMD EPYC): the
+# slow tier's resume test 74.9 s at XLA's defaults, 67.3 s with LLVM at
+# -O0; tests/test_pretext.py 22.4-28.1 s with -O0 alone, 17.9-19.6 s with
+# XLA's older loop emitters for fusions as well; the fast tier 145-157 s
+# and 105.7 s.
+TEST_XLA_FLAGS = ('--xla_backend_optimization_level=0',
+                  '--xla_cpu_use_fusion_emitters=false')
 
 
 def pytest_addoption(parser):
@@ -49,17 +54,19 @@ def pytest_configure(config):
   pytest without its cache (`-p no:cacheprovider`, as test_sharding's
   subprocesses) uses the setting it inherited.
 
-  XLA's LLVM backend compiles them at -O0 (BACKEND_OPTIMIZATION): the tests
-  run tiny programs a few times each, so compiling is most of their time,
-  and -O0 saves more compile time than it costs in run time. XLA's own
-  passes, which decide what is computed and in which order, run as ever.
-  An XLA_FLAGS that sets the level itself is kept."""
-  # Here, not at the top: subprocesses of the tests import this module too.
-  import golden  # pylint: disable=g-import-not-at-top
-  golden.RECORD = config.getoption('golden') == 'record'
+  XLA compiles them with TEST_XLA_FLAGS: the tests run tiny programs a few
+  times each, so compiling is most of their time (backend compilation alone
+  was 112 of the fast tier's 290 CPU-seconds), and LLVM at -O0 and the
+  older fusion emitters (which generate less code to optimise) save more
+  compile time than they cost in run time. XLA's HLO passes, which decide
+  what is computed, run as ever; the last bits may differ, which
+  tests/golden.py allows for by recording checksums per XLA_FLAGS. A flag
+  that the user's XLA_FLAGS sets already is kept as the user set it."""
   flags = os.environ.get('XLA_FLAGS', '')
-  if '--xla_backend_optimization_level' not in flags:
-    os.environ['XLA_FLAGS'] = f'{flags} {BACKEND_OPTIMIZATION}'.strip()
+  for flag in TEST_XLA_FLAGS:
+    if flag.split('=')[0] not in flags:
+      flags = f'{flags} {flag}'.strip()
+  os.environ['XLA_FLAGS'] = flags
   if 'JAX_COMPILATION_CACHE_DIR' not in os.environ and hasattr(config,
                                                                'cache'):
     os.environ['JAX_COMPILATION_CACHE_DIR'] = str(
@@ -75,6 +82,10 @@ def pytest_configure(config):
       in_=True)
   hugepages.reexec()
   config.pluginmanager.getplugin('capturemanager').resume_global_capture()
+  # Here, not at the top (subprocesses of the tests import this module
+  # too), and after re-executing (it imports JAX: 1.6 s).
+  import golden  # pylint: disable=g-import-not-at-top
+  golden.RECORD = config.getoption('golden') == 'record'
 
 
 def pytest_collection_modifyitems(items):
