@@ -18,6 +18,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+import conftest
+
 from ssljax import hosts
 from ssljax.errors import InputError
 from ssljax.workdir import checkpoints
@@ -63,10 +65,11 @@ def _free_port() -> int:
 
 def _train(workdir: str, processes: int):
   """Trains the tiny run in `workdir` on `processes` processes of 4 //
-  processes devices each, at the tests' XLA flags (conftest.py); returns
+  processes devices each, at the tests' XLA flags with the users' fusion
+  emitters (conftest.xla_flags_of_users); returns
   process 0's last logged metrics."""
   env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=(
-      f"{os.environ.get('XLA_FLAGS', '')} "
+      f"{conftest.xla_flags_of_users(os.environ.get('XLA_FLAGS', ''))} "
       f'--xla_force_host_platform_device_count={4 // processes}'))
   address = f'localhost:{_free_port()}' if processes > 1 else '-'
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

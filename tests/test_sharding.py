@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import conftest
+
 from ssljax import data
 from ssljax import features
 from ssljax import hosts
@@ -44,7 +46,7 @@ def eight_device_report():
   devices (one each would start JAX and TensorFlow three times); the
   subprocess's report, which names each passed test (-rA)."""
   env = dict(os.environ, XLA_FLAGS=(
-      f'{os.environ.get("XLA_FLAGS", "")} '
+      f"{conftest.xla_flags_of_users(os.environ.get('XLA_FLAGS', ''))} "
       f'--xla_force_host_platform_device_count={NUM_DEVICES}'))
   proc = subprocess.run(
       [sys.executable, '-m', 'pytest', '-q', '-rA', '-m', '', '-n', '0',
