@@ -1,19 +1,24 @@
-"""What the commands (`ssljax.main`, `ssljax.evaluate`) share: a user error
-ends in one line, and the caches that make a second start fast.
+"""What the commands (`ssljax.main`, `ssljax.evaluate`, `ssljax.compare`)
+share: a user error ends in one line, and the caches that make a second
+start fast.
 
 Bad flags (an unknown config key, a value of the wrong type, a missing
-config file, an unknown preset) and the `InputError`s a command raises
-print `ssljax: <what is wrong and how to fix it>` and exit with status 1.
-Tracebacks are for bugs; `--verbose` shows them for user errors too.
+config file, an unknown preset), the `InputError`s a command raises, a
+full disk, too little memory and a stop by SIGINT or SIGTERM print
+`ssljax: <what is wrong and how to fix it>` and exit with the status that
+`ssljax.errors` defines. Tracebacks are for bugs; `--verbose` shows them for
+the others too.
 """
 import os
 import re
+import signal
 import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
+from ssljax import errors
 from ssljax.errors import InputError
 
 flags.DEFINE_string(
@@ -58,6 +63,11 @@ def one_line(error: BaseException) -> str:
   return re.sub(r'\s+', ' ', text).strip()
 
 
+def _end(message: str, status: int):
+  print(f'ssljax: {message}', file=sys.stderr, flush=True)
+  sys.exit(status)
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl's parsing, then the config file loaded and overridden (which
   `config_flags` defers to the first use)."""
@@ -69,7 +79,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
   except Exception as e:  # pylint: disable=broad-except
     if '--verbose' in argv:
       raise
-    sys.exit(f'ssljax: {one_line(e)} (--helpfull lists the flags)')
+    _end(f'{one_line(e)} (--helpfull lists the flags)', errors.STOPPED)
 
 
 def use_caches(cache_dir: str):
@@ -86,23 +96,38 @@ def use_caches(cache_dir: str):
                       os.path.join(cache_dir, 'jax'))
 
 
+def _stop_on_sigterm(signum, frame):
+  """SIGTERM where the training loop does not record it (`train.stop_requests`)
+  stops the command as Ctrl-C does, its history and lock seen to, where
+  Python would end at once."""
+  del signum, frame
+  raise KeyboardInterrupt('SIGTERM')
+
+
 def run(main):
   """Runs `main(argv)` as a command: flags parsed, orbax quiet, user errors
-  in one line."""
+  and exhausted resources in one line."""
   def checked(argv):
     if len(argv) > 1:
       raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
     logging.get_absl_handler().addFilter(_QuietOrbax())
     use_caches(flags.FLAGS.cache_dir)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
       main()
     except InputError as e:
       if flags.FLAGS.verbose:
         raise
-      sys.exit(f'ssljax: {e}')
-    except KeyboardInterrupt:  # Ctrl-C outside the loop's own handling.
+      _end(str(e), errors.RUN_FAILED if isinstance(e, errors.RunFailed)
+           else errors.STOPPED)
+    except KeyboardInterrupt as e:  # Outside the loop's own handling.
       if flags.FLAGS.verbose:
         raise
-      sys.exit('ssljax: interrupted; every checkpoint already written is '
-               'complete, and the same command resumes from the newest.')
+      what = f'{e} stopped the command' if str(e) else 'interrupted'
+      _end(f'{what}; {errors.RESUMES}.', errors.STOPPED)
+    except Exception as e:  # pylint: disable=broad-except
+      message = errors.exhausted(e)
+      if message is None or flags.FLAGS.verbose:
+        raise
+      _end(message, errors.STOPPED)
   app.run(checked, flags_parser=_parse_flags)

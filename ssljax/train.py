@@ -25,6 +25,7 @@ from ssljax import collapse
 from ssljax import console
 from ssljax import data
 from ssljax import defaults
+from ssljax import errors
 from ssljax import evaluators
 from ssljax import features as features_lib
 from ssljax import hosts
@@ -38,7 +39,7 @@ from ssljax.workdir import lock
 from ssljax.workdir import provenance
 
 
-class TrainingDiverged(InputError):
+class TrainingDiverged(errors.RunFailed):
   """The loss is no longer finite (usually too high a learning rate)."""
 
 

@@ -65,7 +65,7 @@ def test_a_bad_flag_ends_the_command_in_one_line_and_starts_nothing(
                                         '--config=configs/vicreg.py:smoke',
                                         '--config.train.nmu_epochs=3',
                                         f'--workdir={tmp_path}')
-  assert code == 1 and len(ours) == 1 and 'nmu_epochs' in ours[0], stderr
+  assert code == 75 and len(ours) == 1 and 'nmu_epochs' in ours[0], stderr
   assert 'Traceback' not in stderr
   assert not os.listdir(tmp_path)  # Nothing started,
   assert not loaded  # nor the training stack loaded.
@@ -81,7 +81,7 @@ def test_a_bad_value_and_a_busy_workdir_are_refused_before_anything_loads(
   code, ours, stderr, loaded = _command(
       'ssljax.main', '--config=configs/vicreg.py:smoke',
       '--config.train.log_every_steps=0', f'--workdir={tmp_path}/new')
-  assert code == 1 and ours == [
+  assert code == 75 and ours == [
       'ssljax: Out of range: config.train.log_every_steps=0 (must be >= 1). '
       'Nothing was started; set them with --config.KEY=VALUE.'], stderr
   assert not loaded and not os.path.exists(tmp_path / 'new')
@@ -89,7 +89,7 @@ def test_a_bad_value_and_a_busy_workdir_are_refused_before_anything_loads(
     code, ours, stderr, loaded = _command(
         'ssljax.main', '--config=configs/vicreg.py:smoke',
         f'--workdir={tmp_path}')
-  assert code == 1 and len(ours) == 1, stderr
+  assert code == 75 and len(ours) == 1, stderr
   assert f"The workdir '{tmp_path}' is in use by another run" in ours[0]
   assert not loaded and not os.path.exists(tmp_path / 'log.txt')
 
@@ -108,7 +108,7 @@ def test_show_config_prints_the_resolved_config_and_starts_nothing():
 def test_evaluate_of_a_folder_that_is_no_workdir_ends_in_one_line(tmp_path):
   code, ours, stderr, _ = _command('ssljax.evaluate',
                                    f'--workdir={tmp_path}')
-  assert code == 1 and len(ours) == 1, stderr
+  assert code == 75 and len(ours) == 1, stderr
   assert 'is not the workdir of an ssljax training run' in ours[0]
 
 

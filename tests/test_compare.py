@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 from clu import metric_writers
 import numpy as np
@@ -202,16 +203,19 @@ def test_a_run_whose_workdir_is_gone_is_read_back_from_its_summary(
     runs.stored(moved)
 
 
-@pytest.mark.parametrize('arm,settings,message', [
-    (runs.Arm('x', 'nope'), [], 'No config file'),
-    (runs.Arm('x', 'vicreg'), ['train.nope=1'], 'no such config key'),
-    (runs.Arm('x', 'vicreg'), ['optimizer.learning_rate=-1.0'],
+@pytest.mark.parametrize('arms,settings,message', [
+    ([runs.Arm('x', 'nope')], [], 'No config file'),
+    ([runs.Arm('x', 'vicreg')], ['train.nope=1'], 'no such config key'),
+    ([runs.Arm('x', 'vicreg')], ['optimizer.learning_rate=-1.0'],
      'Out of range'),
+    # Two labels, one workdir: it would count twice in every statistic.
+    ([runs.Arm('x', 'vicreg'), runs.Arm('y', 'vicreg', ('seed=0',))], [],
+     "Arms 'x' and 'y' are the same run"),
 ])
-def test_a_bad_grid_is_refused_before_anything_trains(arm, settings, message,
+def test_a_bad_grid_is_refused_before_anything_trains(arms, settings, message,
                                                       tmp_path):
   with pytest.raises(InputError, match=message):
-    runs.plan([arm], [0], 'smoke', settings, str(tmp_path),
+    runs.plan(arms, [0], 'smoke', settings, str(tmp_path),
               os.path.join(ROOT, 'configs'), str(tmp_path))
   assert not os.listdir(tmp_path)
 
@@ -436,3 +440,106 @@ def test_an_interrupted_sitting_is_recorded_and_not_a_failure(tmp_path,
   [sitting] = record['sittings']
   assert sitting['interrupted'] and sitting['returncode'] == 130
   assert sitting['wall_seconds'] > 0
+
+
+def _fake_run(tmp_path, monkeypatch, child: str) -> runs.Run:
+  """A run whose training process is the Python code `child`."""
+  monkeypatch.setattr(runs, 'TRAIN_COMMAND', (sys.executable, '-c', child))
+  return runs.Run(runs.Arm('a', 'a'), 0, (), {}, 'key',
+                  str(tmp_path / 'a-seed0-key'), str(tmp_path / 'a.json'))
+
+
+@pytest.mark.parametrize('child,ended', [
+    # TrainingDiverged (errors.RunFailed): the run's own result.
+    ('import sys; sys.exit("ssljax: the loss is no longer finite")',
+     runs.FAILED),
+    # Missing data (an InputError): retried once it is there.
+    ('import sys; print("ssljax: no prepared cifar10", file=sys.stderr); '
+     'sys.exit(75)', runs.STOPPED),
+    # The kernel's out-of-memory killer.
+    ('import os, signal; print("step 3", flush=True); '
+     'os.kill(os.getpid(), signal.SIGKILL)', runs.STOPPED),
+])
+def test_only_a_failure_of_the_run_itself_is_kept_as_its_result(
+    tmp_path, monkeypatch, child, ended):
+  run = _fake_run(tmp_path, monkeypatch, child)
+  assert runs.train(run, log=io.StringIO()) == ended
+  sitting = runs.last_sitting(run)
+  assert sitting['ended'] == ended and not sitting['interrupted']
+  # What the next sitting reads: a failure is not trained again unless
+  # --retry_failed; a stopped run is.
+  failure = runs.stored(run).failure
+  assert failure == (sitting['last_line'] if ended == runs.FAILED else None)
+  assert sitting['last_line'] in ('ssljax: the loss is no longer finite',
+                                  'ssljax: no prepared cifar10', 'step 3')
+
+
+def test_missing_data_stops_a_sitting_and_the_next_trains_the_run(
+    tmp_path, monkeypatch):
+  data = tmp_path / 'data'
+  run = _fake_run(tmp_path, monkeypatch, (
+      f'import os, sys\nif not os.path.exists({str(data)!r}):\n'
+      '  print("ssljax: no prepared cifar10", file=sys.stderr)\n'
+      '  sys.exit(75)'))
+  assert runs.train(run, log=io.StringIO()) == runs.STOPPED
+  assert runs.stored(run).failure is None
+  data.write_text('now here')
+  assert runs.train(run, log=io.StringIO()) == runs.FINISHED
+  assert [s['ended'] for s in runs.stored(run).record['sittings']] == [
+      runs.STOPPED, runs.FINISHED]
+
+
+_RUNNER = textwrap.dedent('''
+    import sys
+    from ssljax import cli
+    from ssljax.compare import runs
+    runs.TRAIN_COMMAND = (sys.executable, '-c', (
+        'import os, sys, time\\n'
+        'with open(sys.argv[-1].split("=", 1)[1] + "/pid", "w") as f:\\n'
+        '  f.write(str(os.getpid()))\\n'
+        'time.sleep(120)'))
+    run = runs.Run(runs.Arm('a', 'a'), 0, (), {{}}, 'key', {workdir!r}, '')
+    cli.run(lambda: runs.train(run))
+''')
+
+
+def _alive(pid: int) -> bool:
+  """Whether `pid` runs (a zombie no init reaped does not)."""
+  try:
+    with open(f'/proc/{pid}/stat') as f:
+      return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+  except FileNotFoundError:
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='prctl')
+@pytest.mark.parametrize('signum', [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_runner_leaves_no_training_behind(tmp_path, signum):
+  """SIGKILL or SIGTERM to the runner alone (a scheduler's, a `kill`): its
+  training process ends too, instead of holding the workdir's lock
+  orphaned; a SIGTERM the runner could see is recorded as an interrupted
+  sitting."""
+  workdir = tmp_path / 'run'
+  runner = subprocess.Popen(
+      [sys.executable, '-c', _RUNNER.format(workdir=str(workdir))], cwd=ROOT,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  pid_file = workdir / 'pid'
+  deadline = time.time() + 60
+  while not (pid_file.exists() and pid_file.read_text()):
+    assert runner.poll() is None and time.time() < deadline, runner.stderr
+    time.sleep(0.05)
+  child = int(pid_file.read_text())
+  runner.send_signal(signum)
+  _, stderr = runner.communicate(timeout=60)
+  deadline = time.time() + 10
+  while _alive(child) and time.time() < deadline:
+    time.sleep(0.05)
+  assert not _alive(child), 'the training process outlived its runner'
+  if signum == signal.SIGTERM:
+    assert runner.returncode == 75, stderr
+    assert stderr.strip().splitlines() == [
+        'ssljax: SIGTERM stopped the command; every checkpoint already '
+        'written is complete, and the same command resumes from the newest.']
+    with open(workdir / runs.RUN_RECORD) as f:
+      [sitting] = json.load(f)['sittings']
+    assert sitting['interrupted'] and sitting['ended'] == runs.STOPPED

@@ -27,6 +27,7 @@ import sys
 from absl import flags
 
 from ssljax import cli
+from ssljax import errors
 from ssljax import methods
 from ssljax.compare import report
 from ssljax.compare import runs as runs_lib
@@ -56,8 +57,10 @@ flags.DEFINE_string('configs_dir', 'configs', 'The config files.')
 flags.DEFINE_integer('max_runs', -1, 'Train at most this many runs, then '
                      'report; -1: all that are missing, 0: report only.')
 flags.DEFINE_bool('retry_failed', False, 'Train failed runs again (by '
-                  'default a failure, e.g. divergence, is reported as the '
-                  "run's result).")
+                  'default a failure of the run itself, e.g. divergence, is '
+                  "reported as the run's result; one stopped by its input or "
+                  'environment, e.g. missing data or out of memory, is '
+                  'trained again by the next sitting anyway).')
 flags.mark_flags_as_required(['name', 'preset'])
 
 
@@ -100,12 +103,13 @@ def main():
   finished = sum(k.results is not None for k in kept)
   print(f'{len(grid)} runs: {finished} finished, {len(todo)} to train now, '
         f'under {FLAGS.root}', flush=True)
-  failed = []
+  ended = {runs_lib.FAILED: [], runs_lib.STOPPED: []}
   for i, run in enumerate(todo):
     print(f'[{i + 1}/{len(todo)}] {run.arm.label}, seed {run.seed}: '
           f'{run.workdir}', flush=True)
-    if not runs_lib.train(run):
-      failed.append(run)
+    outcome = runs_lib.train(run)
+    if outcome != runs_lib.FINISHED:
+      ended[outcome].append(run)
   trained = {r.workdir for r in todo}  # Only these changed.
   kept = [runs_lib.stored(r) if r.workdir in trained else k
           for r, k in zip(grid, kept)]
@@ -123,10 +127,20 @@ def main():
       [report.outcome(r, k) for r, k in zip(grid, kept)],
       runs_lib.RANDOM_INIT.label if FLAGS.random_init else None,
       FLAGS.out_dir, len(others), FLAGS.reference))
+  stopped, failed = ended[runs_lib.STOPPED], ended[runs_lib.FAILED]
+  if stopped:  # First: the same command goes on with them.
+    raise InputError(
+        f'{len(stopped)} runs were stopped by their input or environment, '
+        'and the same command trains them again: ' + '; '.join(
+            f'{r.workdir}: {runs_lib.last_sitting(r)["last_line"]}'
+            for r in stopped)
+        + (f' ({len(failed)} more failed: the report lists them)'
+           if failed else ''))
   if failed:
-    raise InputError(f'{len(failed)} runs failed (the report lists them; '
-                     'their output is in WORKDIR/train.log): '
-                     + ', '.join(r.workdir for r in failed))
+    raise errors.RunFailed(
+        f'{len(failed)} runs failed (the report lists them; their output is '
+        'in WORKDIR/train.log; --retry_failed trains them again): '
+        + ', '.join(r.workdir for r in failed))
 
 
 if __name__ == '__main__':

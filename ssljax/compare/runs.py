@@ -20,13 +20,16 @@ over training), which is kept with the report, and a run whose workdir is
 gone is read back from it instead of trained again.
 """
 import collections
+import ctypes
 import dataclasses
+import functools
 import hashlib
 import importlib.metadata
 import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +40,7 @@ from ml_collections import config_flags
 
 import ssljax
 from ssljax import cli
+from ssljax import errors
 from ssljax import validate
 from ssljax.errors import InputError
 from ssljax.workdir import events
@@ -98,6 +102,11 @@ def _load(path: str) -> dict | None:
 def _workdir_record(run: Run) -> dict:
   """RUN_RECORD in the run's workdir; no sittings if there is none."""
   return _load(os.path.join(run.workdir, RUN_RECORD)) or {'sittings': []}
+
+
+def last_sitting(run: Run) -> dict:
+  """How the latest sitting of `run` in its workdir went (`train`)."""
+  return _workdir_record(run)['sittings'][-1]
 
 
 def stored(run: Run) -> Stored:
@@ -201,18 +210,43 @@ def plan(arms: list[Arm], seeds: list[int], preset: str, settings: list[str],
                           .to_json_best_effort())
       key = run_key(config, numbers)
       name = f'{arm.method}-{preset}-seed{seed}-{key}'
+      twin = next((r.arm.label for r in runs if r.key == key), None)
+      if twin is not None:  # One workdir, counted twice in every statistic.
+        raise InputError(f'Arms {twin!r} and {arm.label!r} are the same run '
+                         '(the same method and settings); keep one.')
       runs.append(Run(arm, seed, config_args, config, key,
                       os.path.join(root, name),
                       os.path.join(out_dir, SUMMARIES, f'{name}.json')))
   return runs
 
 
-def train(run: Run, log=sys.stdout) -> bool:
+# How a sitting of a run ended (`train`).
+FINISHED, FAILED, STOPPED = 'finished', 'failed', 'stopped'
+
+
+def _die_with_runner(runner: int):
+  """In the training process before it starts: SIGTERM (a checkpoint, then
+  the end) once the runner is gone, however it went (SIGKILL included), so
+  that no training goes on orphaned, holding its workdir's lock. Linux's
+  prctl(PR_SET_PDEATHSIG); elsewhere nothing."""
+  try:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG.
+  except (OSError, AttributeError):
+    return
+  if os.getppid() != runner:  # Gone before the request took effect.
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def train(run: Run, log=sys.stdout) -> str:
   """Trains (or resumes) `run` with TRAIN_COMMAND in a process of its own,
   its output shown and kept in WORKDIR/train.log; records the sitting
-  (wall time, CPU time, exit status) in WORKDIR/RUN_RECORD. True when it
-  finished; False when it failed, with the failure recorded (a diverged
-  run is a result, and is not retried unless asked). Ctrl-C stops the run
+  (wall time, CPU time, exit status) in WORKDIR/RUN_RECORD. Returns
+  FINISHED; FAILED when the run itself failed (exit status RUN_FAILED: it
+  diverged, or the code raised), recorded as the run's failure, a result
+  not retried unless asked; or STOPPED when its input or environment
+  stopped it (missing data, a busy workdir, a full disk, out of memory, a
+  signal from outside), recorded in the sitting only, so that the next
+  sitting trains it again. Ctrl-C, or SIGTERM to the runner, stops the run
   at a checkpoint, records the sitting as interrupted (its time counts in
   the run's wall time once it is resumed) and is raised again."""
   os.makedirs(run.workdir, exist_ok=True)
@@ -221,33 +255,40 @@ def train(run: Run, log=sys.stdout) -> bool:
   cpu_before = _children_cpu_seconds()
   start = time.time()
   tail = collections.deque(maxlen=5)
-  interrupted = False
+  interrupted = None
   with open(os.path.join(run.workdir, 'train.log'), 'a') as kept, \
       subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True) as process:
+                       text=True, preexec_fn=functools.partial(
+                           _die_with_runner, os.getpid())) as process:
     try:
       for line in process.stdout:
         log.write(line)
         kept.write(line)
         tail.append(line.rstrip())
       process.wait()
-    except KeyboardInterrupt:
-      process.wait()  # It checkpoints and stops on the same SIGINT.
-      interrupted = True
+    except KeyboardInterrupt as e:
+      if str(e) == 'SIGTERM':  # To the runner alone (Ctrl-C reaches both).
+        process.terminate()
+      process.wait()  # It checkpoints and stops.
+      interrupted = e
+  status = process.returncode
+  last = next((t for t in reversed(tail) if t), 'no output')
+  ended = (FINISHED if status == 0 else
+           FAILED if status == errors.RUN_FAILED and not interrupted else
+           STOPPED)
   record['sittings'].append({
       'started': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(start)),
       'wall_seconds': time.time() - start,
       'cpu_seconds': _children_cpu_seconds() - cpu_before,
       'cpus': os.cpu_count(), 'cpu_model': cpu_model(),
-      'returncode': process.returncode, 'interrupted': interrupted,
-      'command': argv})
-  record['failure'] = (None if process.returncode == 0 or interrupted else
-                       next((t for t in reversed(tail) if t), 'no output'))
+      'returncode': status, 'interrupted': interrupted is not None,
+      'ended': ended, 'last_line': last, 'command': argv})
+  record['failure'] = last if ended == FAILED else None
   with open(os.path.join(run.workdir, RUN_RECORD), 'w') as f:
     json.dump(record, f, indent=1)
-  if interrupted:
-    raise KeyboardInterrupt
-  return process.returncode == 0
+  if interrupted is not None:
+    raise interrupted
+  return ended
 
 
 def cpu_model() -> str:
