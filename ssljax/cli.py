@@ -33,11 +33,14 @@ flags.DEFINE_bool('verbose', False, 'Show the full log (absl INFO lines) on '
 
 
 class _QuietOrbax(logging.logging.Filter):
-  """Orbax logs every step of every save and restore at INFO; keep its
-  warnings only."""
+  """Orbax logs every step of every save and restore at INFO, and a failed
+  save with its traceback at ERROR, which ssljax reports in its own line:
+  on the console, its warnings only with --verbose (DIR/log.txt keeps
+  them all)."""
 
   def filter(self, record):
-    return '/orbax/' not in record.pathname or record.levelno >= 30
+    return '/orbax/' not in record.pathname or (
+        flags.FLAGS.verbose and record.levelno >= logging.logging.WARNING)
 
 
 def one_line(error: BaseException) -> str:

@@ -42,7 +42,10 @@ class _Tee(io.TextIOBase):
   def _write(self, text: str):
     self.handler.acquire()
     try:
-      self.log.write(text)
+      if self.handler.failed is None:
+        self.log.write(text)
+    except OSError:
+      self.handler.handleError(None)
     finally:
       self.handler.release()
     with tqdm.tqdm.external_write_mode(file=self.console):
@@ -53,11 +56,37 @@ class _Tee(io.TextIOBase):
     if self.pending:  # A line without its newline yet: as it is.
       self._write(self.pending)
       self.pending = ''
-    self.log.flush()
+    if self.handler.failed is None:
+      self.handler.flush()
     self.console.flush()
 
   def isatty(self) -> bool:
     return self.console.isatty()
+
+
+class _LogFile(logging.StreamHandler):
+  """absl's lines to DIR/log.txt. A write that fails (a full disk) ends the
+  file, not the command: the console goes on, told once why the file
+  stopped, and the command's own error (if any) names the cause."""
+
+  failed = None
+
+  def emit(self, record):
+    if self.failed is None:
+      super().emit(record)
+
+  def flush(self):
+    try:
+      super().flush()
+    except OSError:
+      self.handleError(None)
+
+  def handleError(self, record):
+    del record  # Whichever line it was.
+    if self.failed is None:
+      self.failed = sys.exc_info()[1]
+      absl_logging.warning('%s is no longer written: %s', self.stream.name,
+                           self.failed)
 
 
 _early = logging.handlers.MemoryHandler(capacity=100_000,
@@ -81,7 +110,7 @@ def log_to(workdir: str):
   known to be usable and ours."""
   log = open(os.path.join(workdir, LOG), 'a', buffering=1,  # pylint: disable=consider-using-with
              encoding='utf-8')
-  to_file = logging.StreamHandler(log)
+  to_file = _LogFile(log)
   to_file.setFormatter(absl_logging.PythonFormatter())
   logging.getLogger().addHandler(to_file)
   _early.setTarget(to_file)

@@ -33,18 +33,26 @@ class RunFailed(InputError):
   """The run itself failed (it diverged): the same command fails again."""
 
 
-def _mb(num_bytes: float) -> str:
-  return f'{num_bytes / 2**20:,.1f} MiB'
+def size(num_bytes: float) -> str:
+  """'4.4 KiB', '12.3 MiB', '4.5 GiB'."""
+  unit = next((u for u in (3, 2) if num_bytes >= 2**(10 * u)), 1)
+  return f'{num_bytes / 2**(10 * unit):,.1f} {" KMG"[unit]}iB'
 
 
-def _free_space(path: str | None) -> str:
-  """' (N MiB free there)' for the file system of `path`, or ''."""
+def disk_full(what: str, path: str | None, *details: str) -> str:
+  """The one line of a full disk: `what` ran out of it, the space free on
+  the file system of `path` and `details` in parentheses, what to do."""
   while path and not os.path.isdir(path):
     path = os.path.dirname(path)
   try:
-    return f' ({_mb(shutil.disk_usage(path or ".").free)} free there)'
+    if path:
+      details = (f'{size(shutil.disk_usage(path).free)} free there',
+                 *details)
   except OSError:
-    return ''
+    pass
+  said = f' ({"; ".join(details)})' if details else ''
+  return (f'the disk is full: {what}{said}. Free some space, or move the '
+          f'workdir to a larger disk; {RESUMES}.')
 
 
 def exhausted(error: BaseException) -> str | None:
@@ -53,26 +61,36 @@ def exhausted(error: BaseException) -> str | None:
   says, what to do), or None. Out of memory is XLA's RESOURCE_EXHAUSTED (at
   compile or run time, on any device) or Python's MemoryError; a full disk
   is ENOSPC or EDQUOT, raised by Python or named in the text of an error
-  that wraps it (orbax's and TensorStore's saves)."""
-  while error is not None:
+  that wraps it (orbax's and TensorStore's saves). The first to run out is
+  named (the deepest in the chain: a save that filled the disk, not the
+  write that failed after it)."""
+  chain = []
+  while error is not None:  # As Python shows it: `raise ... from None` ends it.
+    chain.append(error)
+    error = error.__cause__ or (None if error.__suppress_context__
+                                else error.__context__)
+  for error in reversed(chain):
     text = str(error)
     if (isinstance(error, OSError) and error.errno in (
         errno.ENOSPC, errno.EDQUOT)) or 'No space left on device' in text:
       path = getattr(error, 'filename', None) or next(iter(re.findall(
-          r"(/[^\s'\"]+)", text)), None)
-      return (f'the disk is full: writing {path or "a file"} failed with '
-              f'"No space left on device"{_free_space(path)}. Free some '
-              'space, or move the workdir to a larger disk; ' + RESUMES + '.')
+          r"(?:^|[\s'\"])(/[^\s'\"]+)", text)), None)
+      saving = re.search(r'^(.*)/(\d+)\.orbax-checkpoint-tmp', path or '')
+      what = (f'saving the checkpoint of step {saving[2]} in {saving[1]}'
+              if saving else f'writing {path or "a file"}')
+      written = re.search(r'write (\d+) bytes', text)
+      return disk_full(f'{what} failed with "No space left on device"', path,
+                       *([f'{size(int(written[1]))} to write at once']
+                         if written else []))
     if isinstance(error, MemoryError) or 'RESOURCE_EXHAUSTED' in text:
-      asked = re.search(r'allocate (\d+) bytes', text)
-      needed = f' ({_mb(int(asked.group(1)))} asked for)' if asked else ''
+      asked = re.search(r'allocat\w* (\d+) bytes', text)
+      needed = f' ({size(int(asked.group(1)))} asked for)' if asked else ''
       return (f'out of memory{needed}: {_first_line(text)}. Lower '
               'train.batch_size (or eval_batch_size in an evaluation) or '
               'the model width, or stop what else uses the memory; '
               + RESUMES + '.')
-    error = error.__cause__ or error.__context__
   return None
 
 
 def _first_line(text: str) -> str:
-  return (text.strip().splitlines() or ['(no message)'])[0][:300]
+  return (text.strip().splitlines() or ['(no message)'])[0][:300].rstrip('.')

@@ -35,6 +35,7 @@ from ssljax import validate
 from ssljax.errors import InputError
 from ssljax.workdir import checkpoints
 from ssljax.workdir import history as history_lib
+from ssljax.workdir import jsonfile
 from ssljax.workdir import lock
 from ssljax.workdir import provenance
 
@@ -359,7 +360,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   mesh = hosts.data_mesh()
   evals = evaluators.make_all(config)
   manager = checkpoints.manager(os.path.join(workdir, 'checkpoints'),
-                                config.train.keep_checkpoints)
+                                config.train.keep_checkpoints,
+                                writer=hosts.is_main())
   found = resume_changes(manager, workdir, config, allowed)
   splits = data.load_splits(config)
   (train_images, train_labels), (test_images, _) = (splits['train'],
@@ -375,29 +377,30 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   history = (history_lib.start(workdir, config, resumed, found, allowed)
              if hosts.is_main() else [])
 
+  # From here on, how this start ends is recorded in its history.
+  step, last_logged, outcome = int(state.step), {}, 'finished'
+  interval = IntervalMetrics(config.train.batch_size, step)
   writer = metric_writers.create_default_writer(
       workdir, just_logging=not hosts.is_main())
-  writer.write_hparams(flat_hparams(config))
-  writer.write_images(int(state.step),
-                      {'augmented_views': view_grid(train_step, train_images)})
-
-  device_images = train_step.device_split(train_images)
-  # Only the online probe sees labels; without it the step is label-free.
-  device_labels = (None if train_step.model.classifier is None
-                   else train_step.device_split(train_labels))
-  order = EpochOrder(train_step)
-  interval = IntervalMetrics(config.train.batch_size, int(state.step))
-  watch = CollapseWatch(encoder, test_images, config.collapse, writer)
-  print(header(config, workdir, train_step, int(state.step)), flush=True)
-  bar = console.Progress(train_step.total_steps, int(state.step))
-  log = Log(interval, watch, writer, train_step, bar)
-  evaluate = Evaluation(evals, encoder, splits, writer, workdir)
-  evaluations = evaluate.periodic(evaluation_schedule(
-      config, train_step.steps_per_epoch, train_step.total_steps), interval)
-  progress = periodic_actions.ReportProgress(
-      num_train_steps=train_step.total_steps, writer=writer)
-  step, last_logged, outcome = int(state.step), {}, 'finished'
+  bar = None
   try:
+    writer.write_hparams(flat_hparams(config))
+    writer.write_images(step, {'augmented_views': view_grid(train_step,
+                                                            train_images)})
+    device_images = train_step.device_split(train_images)
+    # Only the online probe sees labels; without it the step is label-free.
+    device_labels = (None if train_step.model.classifier is None
+                     else train_step.device_split(train_labels))
+    order = EpochOrder(train_step)
+    watch = CollapseWatch(encoder, test_images, config.collapse, writer)
+    print(header(config, workdir, train_step, step), flush=True)
+    bar = console.Progress(train_step.total_steps, step)
+    log = Log(interval, watch, writer, train_step, bar)
+    evaluate = Evaluation(evals, encoder, splits, writer, workdir)
+    evaluations = evaluate.periodic(evaluation_schedule(
+        config, train_step.steps_per_epoch, train_step.total_steps), interval)
+    progress = periodic_actions.ReportProgress(
+        num_train_steps=train_step.total_steps, writer=writer)
     with stop_requests() as stops:  # Only between steps.
       while step < train_step.total_steps:
         state, metrics = train_step.jitted(
@@ -420,10 +423,17 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       manager.wait_until_finished()
     evaluation = evaluate(list(evals), state, step) if evals else {}
   except BaseException as e:
-    outcome = f'{type(e).__name__}: {e}'.splitlines()[0]
+    ran_out = errors.exhausted(e)
+    if ran_out and hosts.is_main():  # Perhaps by a save, unfinished.
+      ran_out = errors.exhausted(
+          checkpoints.remove_unfinished(manager)) or ran_out
+    outcome = (ran_out or f'{type(e).__name__}: {e}').splitlines()[0]
+    if ran_out:
+      raise InputError(ran_out) from None
     raise
   finally:
-    bar.close()
+    if bar is not None:
+      bar.close()
     writer.flush()
     if hosts.is_main():
       history = history_lib.finish(workdir, history, to_step=step,
@@ -464,7 +474,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict,
       'history': history_lib.summary(history),
   }
   if hosts.is_main():
-    history_lib.write_json(os.path.join(workdir, 'results.json'), results)
+    jsonfile.write(os.path.join(workdir, 'results.json'), results)
   print(f'{num_test} test images; total {total_seconds / 60:.1f} min',
         flush=True)
   return results

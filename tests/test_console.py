@@ -36,3 +36,29 @@ def test_printed_lines_reach_the_log_whole_beside_another_threads_logging(
   assert [line for line in log if line.startswith('console')] == printed
   assert sum('of a writer thread' in line for line in log) == 3000
   assert len(log) == 6000  # Nothing merged into another line.
+
+
+# The same, with DIR/log.txt on a full disk (a link to /dev/full).
+FULL = textwrap.dedent('''
+    import os, sys
+    from absl import logging
+    from ssljax import console
+    os.symlink('/dev/full', os.path.join(sys.argv[1], 'log.txt'))
+    logging.use_absl_handler()  # As absl's app.run does.
+    console.quiet(verbose=False)
+    console.log_to(sys.argv[1])
+    for i in range(3):
+      print(f'console line {i}')
+      logging.warning('warning %d', i)
+    sys.stdout.flush()
+''')
+
+
+def test_a_log_file_on_a_full_disk_stops_the_file_not_the_command(tmp_path):
+  proc = subprocess.run([sys.executable, '-c', FULL, str(tmp_path)],
+                        capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.splitlines() == [f'console line {i}' for i in range(3)]
+  told = [l for l in proc.stderr.splitlines() if 'no longer written' in l]
+  assert len(told) == 1 and 'No space left on device' in told[0], proc.stderr
+  assert 'Traceback' not in proc.stderr and 'Logging error' not in proc.stderr

@@ -29,6 +29,7 @@ import numpy as np
 from ssljax import features as features_lib
 from ssljax import pictures
 from ssljax.errors import InputError
+from ssljax.workdir import jsonfile
 
 
 class Features(NamedTuple):
@@ -181,9 +182,7 @@ def record(writer, workdir: str, step: int,
         record = json.load(f)
     record.update(summary(results, evals))
     record['evals'].update(results)
-    with open(path + '.tmp', 'w') as f:
-      json.dump(record, f, indent=2)
-    os.replace(path + '.tmp', path)  # Never half a file to a reader.
+    jsonfile.write(path, record)
   lines = [f'evaluation at step {step} ({path}):']
   width = max(len(key) for key in record) + 2
   lines += [f'  {key:<{width}}{value:.4f}' if isinstance(value, float) else

@@ -11,6 +11,7 @@ leaf for finiteness; a damaged latest step is moved aside (nothing is
 deleted) and the newest intact one resumed, with one line naming both.
 Checkpoints written before records existed are checked for finiteness only.
 """
+import glob
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ssljax import errors
 from ssljax import hosts
 from ssljax.errors import InputError
 
@@ -36,14 +38,36 @@ class Damaged(InputError):
   """A checkpoint whose state cannot be read back as it was written."""
 
 
-def manager(directory: str, keep: int | None = None) -> ocp.CheckpointManager:
+def manager(directory: str, keep: int | None = None,
+            writer: bool = False) -> ocp.CheckpointManager:
   """Orbax's manager of the checkpoints in `directory`, keeping the latest
-  `keep` (all when None)."""
+  `keep` (all when None). The `writer` (the run that holds the workdir's
+  lock) first removes what an unfinished save left (a full disk, a kill);
+  a reader (an evaluation beside a live run) must not."""
   return ocp.CheckpointManager(
       os.path.abspath(directory),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=keep, create=True, cleanup_tmp_directories=writer),
       item_handlers={STATE: ocp.StandardCheckpointHandler(),
                      RECORD: ocp.JsonCheckpointHandler()})
+
+
+def remove_unfinished(checkpoints: ocp.CheckpointManager
+                      ) -> Exception | None:
+  """Waits for the save in flight, then removes the part-written files of
+  saves that failed (orbax writes a save under a temporary name and renames
+  it when complete), giving their space back at once: after a full disk,
+  the run's history can still record how it ended. Returns the error of
+  the save that failed, if one did."""
+  failed = None
+  try:
+    checkpoints.wait_until_finished()
+  except Exception as e:  # pylint: disable=broad-except
+    failed = e
+  for path in glob.glob(os.path.join(str(checkpoints.directory),
+                                     '*.orbax-checkpoint-tmp*')):
+    shutil.rmtree(path, ignore_errors=True)
+  return failed
 
 
 def _named_leaves(tree) -> list[tuple[str, object]]:
@@ -106,7 +130,15 @@ def checksums(state) -> dict[str, str]:
 def save(checkpoints: ocp.CheckpointManager, step: int, state,
          config: ml_collections.ConfigDict):
   """Saves `state` as `step` with its record (config and checksums);
-  asynchronous, like orbax's own save."""
+  asynchronous, like orbax's own save. A save that the disk has no room for
+  (the state's size, which compression only lowers) is refused before it
+  writes anything, where orbax would fill the disk with part of it."""
+  needed = sum(leaf.nbytes for leaf in jax.tree.leaves(state))
+  directory = str(checkpoints.directory)
+  if shutil.disk_usage(directory).free < needed:
+    raise InputError(errors.disk_full(
+        f'saving the checkpoint of step {step} in {directory} needs up to '
+        f'{errors.size(needed)}', directory))
   record = {'step': step,
             'config': json.loads(config.to_json_best_effort()),
             'checksums': checksums(state)}

@@ -21,6 +21,7 @@ import ml_collections
 
 from ssljax import defaults
 from ssljax.errors import InputError
+from ssljax.workdir import jsonfile
 
 HISTORY = 'history.json'
 
@@ -67,13 +68,6 @@ def check_resume(found: dict, step: int, workdir: str, allowed: bool):
         f'--allow_config_change to resume anyway (recorded in {HISTORY}).')
 
 
-def write_json(path: str, value):
-  """Writes JSON atomically: a reader never sees half a file."""
-  with open(path + '.tmp', 'w') as f:
-    json.dump(value, f, indent=2)
-  os.replace(path + '.tmp', path)
-
-
 def read(workdir: str) -> list[dict]:
   """The starts recorded in `workdir`; a workdir written before the history
   was kept yields one entry holding its config.json."""
@@ -102,8 +96,8 @@ def start(workdir: str, config: ml_collections.ConfigDict,
       'allowed_by_flag': bool(computational(found)) and allowed,
       'config': json.loads(config.to_json_best_effort()),
   }]
-  write_json(os.path.join(workdir, HISTORY), history)
-  write_json(os.path.join(workdir, 'config.json'), history[-1]['config'])
+  jsonfile.write(os.path.join(workdir, HISTORY), history)
+  jsonfile.write(os.path.join(workdir, 'config.json'), history[-1]['config'])
   return history
 
 
@@ -111,7 +105,7 @@ def finish(workdir: str, history: list[dict], **outcome) -> list[dict]:
   """Records how the latest start ended (`outcome`: its last step, training
   seconds, and 'finished' or why it stopped); returns the history."""
   history[-1].update(ended=time.strftime('%Y-%m-%d %H:%M:%S %Z'), **outcome)
-  write_json(os.path.join(workdir, HISTORY), history)
+  jsonfile.write(os.path.join(workdir, HISTORY), history)
   return history
 
 
