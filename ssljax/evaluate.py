@@ -119,6 +119,9 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   apply_settings(config, chosen, list(settings))
   validate.check(config)
   evals = evaluators.make_all(config, chosen)
+  # Run with other settings than the run's own: kept beside its results.
+  own = evaluators.make_all(load_config(workdir), chosen)
+  changed = [n for n in evals if evals[n].settings != own[n].settings]
   directory = os.path.join(workdir, 'checkpoints')
   manager = (checkpoints.manager(directory) if os.path.isdir(directory)
              else None)
@@ -141,7 +144,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   record = evaluators.record(
       writer, workdir, step, evaluators.evaluate(
           features_lib.encoder(config, mesh, info), state, splits, evals),
-      evals)
+      evals, changed)
   writer.flush()
   return record
 

@@ -2,6 +2,7 @@
 the newest intact one resumed; with none intact the run is refused; a step
 a killed save left half-written is removed."""
 import os
+import shutil
 
 import jax.numpy as jnp
 import ml_collections
@@ -122,3 +123,16 @@ def test_a_half_written_step_is_removed_with_a_note(tmp_path, capsys):
                                   _state(0))
   assert step == 2 and not leftover.exists()
   assert 'a save that was cut short' in capsys.readouterr().out
+
+
+def test_a_checkpoint_rotated_away_after_it_was_listed_is_named_so(tmp_path):
+  """`ssljax.evaluate --step=2` beside a live run that keeps its newest
+  checkpoints: step 2 listed, then removed by the run's next save."""
+  _save(tmp_path, 2, 4)
+  manager = checkpoints.manager(str(tmp_path))
+  assert 2 in manager.all_steps()
+  shutil.rmtree(tmp_path / '2')  # As orbax's rotation removes it.
+  with pytest.raises(InputError, match=(
+      r'checkpoint at .*/2 is gone: it was removed after it was listed.* '
+      r'holds steps \[4\] now')):
+    checkpoints.restore(manager, _state(0), 2)

@@ -92,10 +92,18 @@ def test_checkpoint_of_a_finished_run_is_evaluated_with_json_and_pictures(
     # Evaluating again with one evaluator keeps the others' results.
     again = evaluate.evaluate_checkpoint(str(tmp_path), step=4,
                                          chosen=['knn'])
+    # Other settings: kept beside the run's own, which they do not replace.
+    other = evaluate.evaluate_checkpoint(str(tmp_path), step=4,
+                                         chosen=['knn'], settings=['knn.k=1'])
 
   with open(tmp_path / 'eval' / '4.json') as f:
     saved = json.load(f)
-  assert saved == json.loads(json.dumps(again))
+  assert saved == json.loads(json.dumps(other))
+  assert {k: v for k, v in saved.items() if k != 'other_settings'} == (
+      json.loads(json.dumps(again)))
+  [k1] = saved['other_settings']['knn']
+  assert k1['settings']['k'] == 1 and saved['evals']['knn']['settings'][
+      'k'] == trained_run[0].evals.knn.k
   assert saved['linear_probe_accuracy'] == record['linear_probe_accuracy']
   assert saved['knn_accuracy'] == record['knn_accuracy']  # Deterministic.
   for key in ('linear_probe_accuracy', 'knn_accuracy', 'rankme', 'alignment',

@@ -119,4 +119,28 @@ def test_writers_of_one_steps_evaluation_take_turns_and_keep_both(tmp_path):
   second.join(timeout=30)
   saved = json.loads((tmp_path / 'eval' / '7.json').read_text())
   assert saved['a_n'] == saved['b_n'] == 1
-  assert saved['evals']['a'] == saved['evals']['b'] == {'n': 1}
+  assert saved['evals']['a'] == saved['evals']['b'] == {'n': 1,
+                                                        'settings': {}}
+
+
+def test_a_result_with_other_settings_never_replaces_the_runs_own(tmp_path):
+  """`ssljax.evaluate --set knn.k=1` beside the run's own kNN (k=3): both
+  kept, each with its settings; the top level stays the run's."""
+  writer = types.SimpleNamespace(write_images=lambda *a: None,
+                                 write_scalars=lambda *a: None)
+  knn = lambda k: {'knn': evaluators.Evaluator(
+      run=None, summary={'knn_accuracy': 'accuracy'}, settings={'k': k})}
+  write = lambda k, accuracy, changed: evaluators.record(
+      writer, str(tmp_path), 7, {'features': {'dim': 2},
+                                 'knn': {'accuracy': accuracy}},
+      knn(k), changed)
+  write(3, 0.5, ())  # The run's own evaluation.
+  write(1, 0.9, ['knn'])
+  write(1, 0.8, ['knn'])  # The same settings again: replaces that one.
+  write(2, 0.7, ['knn'])
+  saved = json.loads((tmp_path / 'eval' / '7.json').read_text())
+  assert saved['knn_accuracy'] == 0.5
+  assert saved['evals']['knn'] == {'accuracy': 0.5, 'settings': {'k': 3}}
+  assert saved['other_settings']['knn'] == [
+      {'accuracy': 0.8, 'settings': {'k': 1}},
+      {'accuracy': 0.7, 'settings': {'k': 2}}]

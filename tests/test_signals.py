@@ -148,3 +148,45 @@ def test_sigterm_then_sigkill_then_resume_ends_bit_identical(uninterrupted,
   assert _final_checksums(workdir) == expected, (
       f'killed {delay:.1f} s after the resume started (seed {seed}, '
       f'{"before" if killed else "after"} it ended): ' + resumed.stdout)
+
+
+# The tiny run, sent SIGTERM by itself while it sets up (outside the loop's
+# handling), through the commands' own ending (ssljax.cli).
+_TERMINATED_IN_SETUP = textwrap.dedent('''
+    import os, signal, sys
+    sys.path.insert(0, {root!r})
+    sys.path.insert(0, {tests!r})
+    import tensorflow_datasets as tfds
+    from conftest import _shrink
+    from configs import vicreg
+    from ssljax import cli, train
+    config = _shrink(vicreg.get_config('smoke'))
+    config.evals = {{}}
+    view_grid = train.view_grid
+    def terminated(*args):
+      os.kill(os.getpid(), signal.SIGTERM)
+      return view_grid(*args)
+    train.view_grid = terminated
+    workdir, sys.argv[1:] = sys.argv[1], []
+    with tfds.testing.mock_data(num_examples=64):
+      cli.run(lambda: train.train_and_evaluate(config, workdir))
+''')
+
+
+@pytest.mark.slow
+def test_sigterm_outside_the_loop_ends_in_one_line_and_is_recorded(
+    tmp_path):
+  script = tmp_path / 'run.py'
+  script.write_text(_TERMINATED_IN_SETUP.format(
+      root=ROOT, tests=os.path.join(ROOT, 'tests')))
+  proc = subprocess.run([sys.executable, str(script), str(tmp_path / 'run')],
+                        capture_output=True, text=True, timeout=300,
+                        check=False)
+  ours = [l for l in proc.stderr.splitlines() if l.startswith('ssljax:')]
+  assert proc.returncode == 75 and ours == [
+      'ssljax: SIGTERM stopped the command; every checkpoint already '
+      'written is complete, and the same command resumes from the newest.'
+  ], proc.stderr[-3000:]
+  [start] = history_lib.read(str(tmp_path / 'run'))
+  assert start['outcome'] == 'KeyboardInterrupt: SIGTERM'
+  assert start['to_step'] == 0

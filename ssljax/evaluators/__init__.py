@@ -63,11 +63,13 @@ class Evaluator:
   what scripts read (`linear_probe_accuracy`). details: result -> more
   lines for the printed table (collapse warnings); none by default.
   needs_labels: whether it reads the labels (a run on unlabelled images
-  skips it)."""
+  skips it). settings: what it runs with (its section of config.evals, or
+  its defaults), recorded with its result."""
   run: Callable[[Features], dict]
   summary: dict[str, str]
   details: Callable[[dict], list[str]] = lambda result: []
   needs_labels: bool = True
+  settings: dict = dataclasses.field(default_factory=dict)
 
 
 def names() -> list[str]:
@@ -96,7 +98,9 @@ def make_all(config: ml_collections.ConfigDict,
     module = importlib.import_module(f'{__name__}.{name}')
     eval_config = (config.evals[name] if name in config.evals
                    else module.default_config())
-    built[name] = module.make(eval_config, config)
+    built[name] = dataclasses.replace(
+        module.make(eval_config, config),
+        settings=json.loads(eval_config.to_json_best_effort()))
   return built
 
 
@@ -154,24 +158,29 @@ def _scalars(prefix: str, results: dict) -> dict:
           if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def record(writer, workdir: str, step: int,
-           results: dict, evals: dict[str, Evaluator]) -> dict:
+def record(writer, workdir: str, step: int, results: dict,
+           evals: dict[str, Evaluator], changed: Sequence[str] = ()) -> dict:
   """Writes an evaluation of the state at `step`: each evaluator's numbers
   and pictures to TensorBoard (`<evaluator>/<key>`, by `writer`, a clu
-  MetricWriter), the pictures as PNG in
-  `workdir/eval/<step>/`, and `workdir/eval/<step>.json`, whose top level
-  holds `step`, `feature_dim` and every evaluator's summary keys
-  (`linear_probe_accuracy`, `knn_accuracy`, `rankme`...) and whose 'evals'
-  holds every result; an earlier evaluation of the step there keeps the
-  results of the evaluators not run now. Prints the summary as a table;
-  returns the JSON's content."""
+  MetricWriter), the pictures as PNG in `workdir/eval/<step>/`, and
+  `workdir/eval/<step>.json`, whose top level holds `step`, `feature_dim`
+  and every evaluator's summary keys (`linear_probe_accuracy`,
+  `knn_accuracy`, `rankme`...) and whose 'evals' holds every result with
+  the settings it ran with; an earlier evaluation of the step there keeps
+  the results of the evaluators not run now. The results of the evaluators
+  `changed` (run with other settings than the run's, `ssljax.evaluate
+  --set`) never replace those: they are kept in 'other_settings', one per
+  distinct settings. Prints this evaluation's summary as a table; returns
+  the JSON's content."""
   directory = os.path.join(workdir, 'eval', str(step))
   os.makedirs(directory, exist_ok=True)
   for name in evals:
+    results[name]['settings'] = evals[name].settings
     for picture, image in results[name].pop('images', {}).items():
       pictures.save_png(os.path.join(directory, f'{picture}.png'), image)
       writer.write_images(step, {f'{name}/{picture}': image[None]})
     writer.write_scalars(step, _scalars(name, results[name]))
+  own = {n: e for n, e in evals.items() if n not in changed}
   path = os.path.join(workdir, 'eval', f'{step}.json')
   # A run's own evaluation and `ssljax.evaluate` may write one step at once.
   with open(os.path.join(workdir, 'eval', '.lock'), 'a') as lock:
@@ -180,14 +189,22 @@ def record(writer, workdir: str, step: int,
     if os.path.exists(path):  # An earlier evaluation of this step: keep it.
       with open(path) as f:
         record = json.load(f)
-    record.update(summary(results, evals))
-    record['evals'].update(results)
+    record.update(summary(results, own))
+    record['evals'].update({n: r for n, r in results.items() if n not in
+                            changed})
+    for name in changed:
+      kept = record.setdefault('other_settings', {}).setdefault(name, [])
+      kept[:] = [r for r in kept if r['settings'] != evals[name].settings]
+      kept.append(results[name])
     jsonfile.write(path, record)
+  now = summary(results, evals)
   lines = [f'evaluation at step {step} ({path}):']
-  width = max(len(key) for key in record) + 2
+  width = max(len(key) for key in now) + 2
   lines += [f'  {key:<{width}}{value:.4f}' if isinstance(value, float) else
-            f'  {key:<{width}}{value}' for key, value in record.items()
-            if key not in ('step', 'evals')]
+            f'  {key:<{width}}{value}' for key, value in now.items()]
+  for name in changed:
+    lines.append(f'  ({name} with other settings than the run\'s: kept '
+                 f"under 'other_settings', not replacing its result)")
   for name, evaluator in evals.items():
     lines += [f'  {line}' for line in evaluator.details(results[name])]
   print('\n'.join(lines), flush=True)

@@ -166,6 +166,12 @@ def _problems(restored, record: dict | None) -> list[str]:
   return problems
 
 
+def _steps(where: str) -> list[int]:
+  """The steps of the checkpoints beside `where`, as the disk has them."""
+  return sorted(int(d) for d in os.listdir(os.path.dirname(where))
+                if d.isdigit())
+
+
 def restore(checkpoints: ocp.CheckpointManager, state, step: int
             ) -> tuple[object, dict | None]:
   """(the checkpoint of `step` restored into the structure of `state`, its
@@ -197,6 +203,12 @@ def restore(checkpoints: ocp.CheckpointManager, state, step: int
   try:
     restored = checkpoints.restore(step, args=ocp.args.Composite(**wanted))
   except Exception as e:  # pylint: disable=broad-except
+    if not os.path.isdir(where):
+      raise InputError(
+          f'The checkpoint at {where} is gone: it was removed after it was '
+          'listed, as a run training in this workdir removes all but its '
+          f'newest train.keep_checkpoints; it holds steps {_steps(where)} '
+          'now: evaluate one of those, or raise keep_checkpoints.') from None
     reason = re.split(r'\.\s|\n', str(e).strip())[0][:160]
     raise Damaged(f'the checkpoint at {where} cannot be read '
                   f'({type(e).__name__}: {reason})') from None
