@@ -6,7 +6,7 @@ import io
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
   """matplotlib's pyplot, rendering to memory (no display), loaded at the
   first picture: a command refused at its start need not spend 0.4 s on
   it."""
@@ -18,7 +18,7 @@ def _pyplot():
 
 def _rendered(figure) -> np.ndarray:
   """The figure as uint8 RGB, and closed."""
-  plt = _pyplot()
+  plt = pyplot()
   buffer = io.BytesIO()
   figure.savefig(buffer, format='png', dpi=100, bbox_inches='tight')
   plt.close(figure)
@@ -29,7 +29,7 @@ def _rendered(figure) -> np.ndarray:
 
 def save_png(path: str, image: np.ndarray):
   """Writes a uint8 [H, W, 3] picture as PNG."""
-  plt = _pyplot()
+  plt = pyplot()
   plt.imsave(path, image)
 
 
@@ -38,7 +38,7 @@ def spectrum(curves: dict[str, np.ndarray], title: str) -> np.ndarray:
   by the largest, on a log scale: a flat curve is a spread representation,
   a cliff after a few values a dimensionally collapsed one. Curves are
   labelled by their names, underscores as spaces."""
-  plt = _pyplot()
+  plt = pyplot()
   figure, axes = plt.subplots(figsize=(5, 3.5))
   for name, values in curves.items():
     values = np.asarray(values, np.float64)
@@ -56,7 +56,7 @@ def confusion_matrix(counts: np.ndarray, class_names: list[str],
                      title: str) -> np.ndarray:
   """Rows: true class; columns: predicted class; cells: the share of the
   row's images, so each row sums to 1."""
-  plt = _pyplot()
+  plt = pyplot()
   k = len(class_names)
   shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
   figure, axes = plt.subplots(figsize=(5.5, 5))
@@ -74,7 +74,7 @@ def confusion_matrix(counts: np.ndarray, class_names: list[str],
 def class_map(points: np.ndarray, labels: np.ndarray, class_names: list[str],
               title: str) -> np.ndarray:
   """A 2-D embedding [N, 2] of images, one colour per class."""
-  plt = _pyplot()
+  plt = pyplot()
   figure, axes = plt.subplots(figsize=(6, 5))
   colours = plt.get_cmap('tab10' if len(class_names) <= 10 else 'tab20')
   for c, name in enumerate(class_names):

@@ -363,7 +363,7 @@ def _compare(tmp_path, *flags):
 def test_a_bad_reference_or_seeds_are_refused_before_anything_runs(
     tmp_path, flag, message):
   refused = _compare(tmp_path, flag)
-  assert refused.returncode != 0 and message in refused.stderr
+  assert refused.returncode == 75 and message in refused.stderr
   assert not (tmp_path / 'runs').exists()
 
 

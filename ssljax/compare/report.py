@@ -8,12 +8,9 @@ import dataclasses
 import math
 import os
 
-import matplotlib
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-import numpy as np  # pylint: disable=g-import-not-at-top
+import numpy as np
 
-# pylint: disable=g-import-not-at-top
+from ssljax import pictures
 from ssljax.compare import runs as runs_lib
 from ssljax.compare import stats
 
@@ -237,6 +234,7 @@ def accuracy_plot(path: str, grouped: dict[str, list[Outcome]]):
   """Each arm's per-seed accuracies (dots) and mean with its 95% interval
   (bar), linear probe and kNN side by side."""
   labels = list(grouped)
+  plt = pictures.pyplot()
   figure, axis = plt.subplots(figsize=(max(6, 1.1 * len(labels)), 4.5))
   for offset, (key, heading) in zip((-0.15, 0.15), MEASURES[:2]):
     for x, label in enumerate(labels):
@@ -291,6 +289,7 @@ def training_plot(path: str, grouped: dict[str, list[Outcome]],
     return False
   columns = 3
   rows = 1 + math.ceil(len(trained) / columns)
+  plt = pictures.pyplot()
   figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.3 * rows),
                               squeeze=False)
   for axis, (tag, title) in zip(axes[0], CURVES):
