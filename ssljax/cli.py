@@ -100,9 +100,9 @@ def use_caches(cache_dir: str):
 
 
 def _stop_on_sigterm(signum, frame):
-  """SIGTERM where the training loop does not record it (`train.stop_requests`)
-  stops the command as Ctrl-C does, its history and lock seen to, where
-  Python would end at once."""
+  """SIGTERM where the training loop does not record it
+  (`train.stop_requests`) stops the command as Ctrl-C does, its history and
+  lock seen to, where Python would end at once."""
   del signum, frame
   raise KeyboardInterrupt('SIGTERM')
 

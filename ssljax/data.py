@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from typing import NamedTuple
 
 import jax
@@ -159,6 +160,10 @@ def read_array_cache(folder: str
   return arrays['images'], arrays.get('labels')
 
 
+# A cache entry's temporary folder this old was left by a killed writer.
+STALE_SECONDS = 3600
+
+
 def write_array_cache(folder: str, images: np.ndarray,
                       labels: np.ndarray | None):
   """Writes the arrays and their checksums to a new folder, then renames it
@@ -167,6 +172,10 @@ def write_array_cache(folder: str, images: np.ndarray,
   parts = {'images': images, **({} if labels is None else {'labels': labels})}
   try:
     os.makedirs(os.path.dirname(folder), exist_ok=True)
+    for stale in glob.glob(os.path.join(os.path.dirname(folder), '.new-*')):
+      # What a killed writer left (another may be writing its own now).
+      if time.time() - os.path.getmtime(stale) > STALE_SECONDS:
+        shutil.rmtree(stale, ignore_errors=True)
     new = tempfile.mkdtemp(dir=os.path.dirname(folder), prefix='.new-')
     for part, array in parts.items():
       np.save(os.path.join(new, f'{part}.npy'), array)

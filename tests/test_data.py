@@ -1,6 +1,7 @@
 """Loading CIFAR-10: the real prepared copy when present, mock data, and the
 message when the data is missing."""
 import os
+import time
 import shutil
 
 import jax
@@ -176,3 +177,18 @@ def test_metadata_that_is_not_json_is_named_as_damage(prepared, tmp_path):
                      ) as raised:
     data.load_split('dummy_mnist', 'train', copy)
   assert '\n' not in str(raised.value)
+
+
+def test_what_a_killed_cache_writer_left_is_removed_by_the_next(tmp_path):
+  """A writer killed mid-entry leaves its temporary folder; the next write
+  removes it once it is older than any live writer's, and only then."""
+  left, live = tmp_path / '.new-killed', tmp_path / '.new-writing'
+  for folder in (left, live):
+    folder.mkdir()
+    (folder / 'images.npy').write_bytes(b'\0' * 1000)
+  old = time.time() - data.STALE_SECONDS - 60
+  os.utime(left, (old, old))
+  data.write_array_cache(str(tmp_path / 'entry'),
+                         np.zeros((2, 4, 4, 3), np.uint8), None)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['.new-writing',
+                                                        'entry']
