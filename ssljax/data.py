@@ -6,6 +6,7 @@ split once, keep it there (its rows divided over the devices,
 `Pipeline.device_split`), and let the jitted train step gather its batch from a
 per-epoch permutation: an epoch never waits on the host.
 """
+import functools
 import glob
 import hashlib
 import json
@@ -160,6 +161,9 @@ def read_array_cache(folder: str
   return arrays['images'], arrays.get('labels')
 
 
+# Seeds the one permutation that carves the validation split.
+VALIDATION_SEED = 20261207
+
 # A cache entry's temporary folder this old was left by a killed writer.
 STALE_SECONDS = 3600
 
@@ -303,16 +307,49 @@ def _centre_square(image, side: int):
   return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
+# The split a run is scored on (config.data.score_on).
+SCORED_SPLITS = ('test', 'validation')
+
+
 def load_splits(config) -> dict:
   """{'train', 'test'}: (uint8 images, int32 labels) of `config.data`: a
   TFDS dataset, or a folder of images (`ssljax.image_folder`), whose labels
-  are None where it has none."""
-  if image_folder.path_of(config.data.name):
-    return {split: image_folder.load_split(config.data.name, split)
-            for split in ('train', 'test')}
-  return {split: load_split(config.data.name, split,
-                            config.data.data_dir or None, config.data.download)
-          for split in ('train', 'test')}
+  are None where it has none. With `config.data.score_on='validation'`,
+  'test' is the validation split (`carve_validation`) and 'train' the rest
+  of the train split; the test split is not read at all, so that nothing
+  chosen on such runs can depend on it."""
+  if config.data.score_on not in SCORED_SPLITS:
+    raise InputError(f'config.data.score_on={config.data.score_on!r}; '
+                     f'allowed values: {list(SCORED_SPLITS)}.')
+  read = (functools.partial(image_folder.load_split, config.data.name)
+          if image_folder.path_of(config.data.name) else functools.partial(
+              load_split, config.data.name,
+              data_dir=config.data.data_dir or None,
+              download=config.data.download))
+  if config.data.score_on == 'test':
+    return {split: read(split) for split in ('train', 'test')}
+  train, validation = carve_validation(*read('train'),
+                                       config.data.validation_size)
+  return {'train': train, 'test': validation}
+
+
+def carve_validation(images: np.ndarray, labels: np.ndarray | None,
+                     size: int) -> tuple[tuple, tuple]:
+  """((images, labels) of the rest, (images, labels) of the validation
+  split): `size` images of the train split, the same for every run (a fixed
+  permutation, not the run's seed), so that runs compared on it are scored
+  on the same images; in their stored order otherwise."""
+  if labels is None:
+    raise InputError("config.data.score_on='validation' scores labelled "
+                     'images, and this dataset has no labels.')
+  if not 0 < size < len(images):
+    raise InputError(f'config.data.validation_size={size} must be between 1 '
+                     f'and the train split\'s {len(images) - 1} images.')
+  chosen = np.zeros(len(images), bool)
+  chosen[np.random.default_rng(VALIDATION_SEED).permutation(len(images))[
+      :size]] = True
+  return ((images[~chosen], labels[~chosen]),
+          (images[chosen], labels[chosen]))
 
 
 def class_names(name: str, data_dir: str | None, num_classes: int

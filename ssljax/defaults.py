@@ -104,6 +104,12 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   # Off by default: offline, TFDS retries for minutes before giving up, and
   # we would rather fail at once with a clear message.
   config.data.download = False
+  # 'validation': every evaluator scores on VALIDATION images carved from the
+  # train split (fixed: the same for every run) and the run trains on the
+  # rest; the test split is not read. For every choice (a sweep, a preset,
+  # a readout): the test set is scored once per reported number.
+  config.data.score_on = 'test'
+  config.data.validation_size = 5000
 
   config.augment = augment.default_config()
 
@@ -246,6 +252,23 @@ def use_pretext_recipe(config: ml_collections.ConfigDict, preset: str,
     config.optimizer.warmup_epochs = 5.0 if preset == 'tpu' else 1.0
     if preset != 'tpu':
       config.train.batch_size = 128
+
+
+# Settings added after stored runs were keyed on their configs
+# (`ssljax.compare.runs.run_key`), at the value that computes what the runs
+# computed before the setting existed: a config that has them at that value
+# is keyed as if it had not.
+ADDED_SINCE_KEYED = {'data.score_on': 'test', 'data.validation_size': 5000}
+
+
+def as_keyed(config: dict) -> dict:
+  """`config` (nested, as results.json records it) without the settings of
+  ADDED_SINCE_KEYED that are at their old value."""
+  def prune(tree: dict, prefix: str) -> dict:
+    return {k: prune(v, f'{prefix}{k}.') if isinstance(v, dict) else v
+            for k, v in tree.items()
+            if ADDED_SINCE_KEYED.get(prefix + k, object()) != v}
+  return prune(config, '')
 
 
 def flat(tree: dict, prefix: str = '') -> dict:

@@ -256,7 +256,10 @@ def header(config: ml_collections.ConfigDict, workdir: str,
       f' epochs of {train_step.train_info.num_examples} images at batch '
       f'{config.train.batch_size}); '
       + (f'full log in {log}, ' if os.path.exists(log) else '')
-      + f'curves: tensorboard --logdir {workdir}')
+      + f'curves: tensorboard --logdir {workdir}'
+      + ('\n  scored on the validation split (data.validation_size train '
+         'images held out), not the test split'
+         if config.data.score_on == 'validation' else ''))
 
 
 class Evaluation:
@@ -475,6 +478,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict,
   }
   if hosts.is_main():
     jsonfile.write(os.path.join(workdir, 'results.json'), results)
-  print(f'{num_test} test images; total {total_seconds / 60:.1f} min',
+  print(f'{num_test} {config.data.score_on} images; total '
+        f'{total_seconds / 60:.1f} min',
         flush=True)
   return results

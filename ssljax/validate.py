@@ -60,6 +60,7 @@ RULES = (
     ('augment.blur_sigma', POSITIVE),
     ('augment.blur_kernel_size', AT_LEAST_1),
     ('collapse.num_images', AT_LEAST_0),  # 0 turns them off.
+    ('data.validation_size', AT_LEAST_1),
     ('collapse.min_*_fraction', PROBABILITY),
     ('evals.*.every_epochs', AT_LEAST_0),
 )
@@ -75,6 +76,10 @@ HELP = {
     'data.data_dir': "where TFDS looks ('': $TFDS_DATA_DIR, else "
                      '~/tensorflow_datasets)',
     'data.download': 'let TFDS download and prepare a missing dataset',
+    'data.score_on': "what the evaluators score: 'test', or 'validation' "
+                     '(images carved from the train split, for choosing)',
+    'data.validation_size': "train images carved out when score_on is "
+                            "'validation'",
     'augment.image_size': 'side of the augmented views, in pixels',
     'augment.crop_scale': "area range of the random resized crop's box",
     'augment.crop_ratio': "aspect-ratio range of the crop's box",

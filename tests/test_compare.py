@@ -96,6 +96,18 @@ def test_run_keys_follow_the_config_and_numerics_not_the_code(tmp_path,
   assert plan().key != before.key
   assert runs.run_key(before.config, {**runs.numerics(), 'jax': '0.0'}) != (
       runs.run_key(before.config, runs.numerics()))
+  # A setting added to ssljax since runs were stored, at the value that
+  # computes what they computed, keeps their keys; at another value, not.
+  data = before.config['data']
+  older = {**before.config, 'data': {k: v for k, v in data.items()
+                                     if k not in ('score_on',
+                                                  'validation_size')}}
+  assert data['score_on'] == 'test'
+  assert runs.run_key(older, runs.numerics()) == runs.run_key(
+      before.config, runs.numerics())
+  assert runs.run_key({**before.config, 'data': {
+      **data, 'score_on': 'validation'}}, runs.numerics()) != runs.run_key(
+          before.config, runs.numerics())
 
 
 def test_every_stored_summary_is_named_by_the_key_of_what_it_records():

@@ -10,6 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from ssljax import data
+from ssljax.errors import InputError
 
 
 def test_missing_dataset_says_where_it_looked_and_what_to_do(tmp_path):
@@ -192,3 +193,35 @@ def test_what_a_killed_cache_writer_left_is_removed_by_the_next(tmp_path):
                          np.zeros((2, 4, 4, 3), np.uint8), None)
   assert sorted(p.name for p in tmp_path.iterdir()) == ['.new-writing',
                                                         'entry']
+
+
+def test_a_run_scored_on_validation_never_reads_the_test_split(prepared,
+                                                               monkeypatch):
+  """score_on='validation': every choice made on such runs is made without
+  the test split, which is not even read; the validation images are a fixed
+  part of the train split, the same whatever the run's seed."""
+  from configs import vicreg  # pylint: disable=g-import-not-at-top
+  config = vicreg.get_config('smoke')
+  config.data.name, config.data.data_dir = 'dummy_mnist', prepared[0]
+  config.data.score_on, config.data.validation_size = 'validation', 5
+  read, load_split = [], data.load_split
+  monkeypatch.setattr(data, 'load_split', lambda name, split, **kw: (
+      read.append(split), load_split(name, split, **kw))[1])
+  splits = data.load_splits(config)
+  assert read == ['train']
+  (train, train_labels), (validation, validation_labels) = (
+      splits['train'], splits['test'])
+  assert len(train) == 15 and len(validation) == len(validation_labels) == 5
+  images, labels = load_split('dummy_mnist', 'train', prepared[0])
+  # A partition of the train split: each image (with its label) once.
+  as_rows = lambda x, y: sorted(i.tobytes() + bytes([int(l)])
+                                for i, l in zip(x, y))
+  assert as_rows(np.concatenate([train, validation]), np.concatenate(
+      [train_labels, validation_labels])) == as_rows(images, labels)
+  config.seed = 7
+  np.testing.assert_array_equal(data.load_splits(config)['test'][0],
+                                validation)
+  config.data.score_on = 'tset'
+  with pytest.raises(InputError, match=r"score_on='tset'; allowed values: "
+                     r"\['test', 'validation'\]"):
+    data.load_splits(config)

@@ -81,3 +81,11 @@ def test_held_out_selection_prefers_strong_l2_when_overfitting():
   assert result['best_l2'] == 1e-1, result
   accuracy = dict(zip(result['l2_grid'], result['holdout_accuracies']))
   assert accuracy[1e-1] > accuracy[1e-6]
+  # The choice never reads the test labels: other test labels, the same
+  # choice and held-out scores (only the test accuracy moves).
+  relabelled = linear_probe.linear_probe(
+      x, y, test_x, (test_y + 1) % 10, l2_grid=grid, holdout_fraction=0.3,
+      num_steps=100, seed=0)
+  for key in ('best_l2', 'holdout_accuracies', 'holdout_cross_entropies'):
+    assert relabelled[key] == result[key], key
+  assert relabelled['test_accuracy'] < result['test_accuracy'] - 0.2

@@ -40,6 +40,7 @@ from ml_collections import config_flags
 
 import ssljax
 from ssljax import cli
+from ssljax import defaults
 from ssljax import errors
 from ssljax import validate
 from ssljax.errors import InputError
@@ -124,7 +125,8 @@ def stored(run: Run) -> Stored:
     summary = _load(run.summary)
     kept = (Stored(run.summary, **summary) if summary
             else Stored(run.workdir, None, record, {}))
-  if kept.results is not None and kept.results['config'] != run.config:
+  if kept.results is not None and defaults.as_keyed(
+      kept.results['config']) != defaults.as_keyed(run.config):
     raise InputError(f'{kept.source} was trained with another config than '
                      'its key says; move it away.')
   return kept
@@ -167,8 +169,8 @@ def numerics() -> dict:
 def run_key(config: dict, numbers: dict) -> str:
   """The key of a run of the resolved `config` (as results.json records
   it) under `numbers` (`numerics()`): 12 hex digits of a sha256."""
-  return hashlib.sha256(json.dumps([config, numbers], sort_keys=True)
-                        .encode()).hexdigest()[:12]
+  return hashlib.sha256(json.dumps([defaults.as_keyed(config), numbers],
+                                  sort_keys=True).encode()).hexdigest()[:12]
 
 
 def resolve_config(config_args: list[str]) -> ml_collections.ConfigDict:
