@@ -171,13 +171,39 @@ def rules(config: ml_collections.ConfigDict) -> list[tuple[str, tuple]]:
   return list(RULES) + _own(config, 'RANGES')
 
 
-def ranged(config: ml_collections.ConfigDict) -> dict:
-  """{key: (value, (check, words) of the first of the config's `rules` it
-  matches, or None)} of every numeric setting."""
-  ruled = rules(config)
+def ranged(config: ml_collections.ConfigDict, ruled=None,
+           prefix: str = '') -> dict:
+  """{key: (value, (check, words) of the first of `ruled` (default: the
+  config's `rules`) it matches, or None)} of every numeric setting, its key
+  after `prefix`."""
+  ruled = rules(config) if ruled is None else ruled
   return {key: (value, next((r for pattern, r in ruled
                              if fnmatch.fnmatchcase(key, pattern)), None))
-          for key, value in numeric_settings(config).items()}
+          for key, value in ((prefix + k, v) for k, v in
+                             numeric_settings(config).items())}
+
+
+def _refuse_out_of_range(found: dict):
+  """The one InputError naming every setting of `found` (`ranged`) out of
+  its range, if any is."""
+  wrong = []
+  for key, (value, rule) in found.items():
+    if rule and not all(rule[0](v) for v in _numbers(value)):
+      each = 'each value ' if isinstance(value, (tuple, list)) else ''
+      wrong.append(f'config.{key}={value!r} ({each}must be {rule[1]})')
+  if wrong:
+    raise InputError('Out of range: ' + '; '.join(wrong) + '. Nothing was '
+                     'started; set them with --config.KEY=VALUE.')
+
+
+def check_section(prefix: str, section: ml_collections.ConfigDict,
+                  ranges: dict):
+  """`check`'s range check of one section (`prefix`: 'evals.knn') against
+  its own `ranges` (a method's or an evaluator's RANGES): where an
+  evaluator is made, so that none runs out of range whoever made it."""
+  _refuse_out_of_range(ranged(
+      section, [(f'{prefix}.{k}', r) for k, r in ranges.items()],
+      f'{prefix}.'))
 
 
 def described(config: ml_collections.ConfigDict) -> str:
@@ -230,12 +256,5 @@ def check(config: ml_collections.ConfigDict):
         f'--config=configs/{config.method.name}.py:cpu prints images/s) and '
         'pass it to defaults.use_cpu_budget in the config, or set '
         '--config.train.num_epochs.')
-  wrong = []
-  for key, (value, found) in ranged(config).items():
-    if found and not all(found[0](v) for v in _numbers(value)):
-      each = 'each value ' if isinstance(value, (tuple, list)) else ''
-      wrong.append(f'config.{key}={value!r} ({each}must be {found[1]})')
-  if wrong:
-    raise InputError('Out of range: ' + '; '.join(wrong) + '. Nothing was '
-                     'started; set them with --config.KEY=VALUE.')
+  _refuse_out_of_range(ranged(config))
   batch_sizes(config, jax.device_count())

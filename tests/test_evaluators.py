@@ -96,6 +96,11 @@ def test_chosen_evaluators_take_the_configs_settings_else_their_defaults():
   assert built['knn'].run(features)['k'] == 3  # The config's, not 200.
   with pytest.raises(InputError, match="Unknown evaluators \\['nearest'\\]"):
     evaluators.make_all(config, ['knn', 'nearest'])
+  # Whoever makes them (a script, a benchmark), none runs out of range.
+  config.evals.knn.k = 0
+  with pytest.raises(InputError, match=r'Out of range: config\.evals\.knn\.k'
+                     r'=0 \(must be >= 1\)'):
+    evaluators.make_all(config, ['knn'])
 
 
 def test_writers_of_one_steps_evaluation_take_turns_and_keep_both(tmp_path):

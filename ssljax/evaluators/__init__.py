@@ -90,7 +90,10 @@ def make_all(config: ml_collections.ConfigDict,
              chosen: Sequence[str] | None = None) -> dict[str, Evaluator]:
   """The evaluators `chosen` (default: those `config.evals` lists), each
   bound to its settings in `config.evals`, or to its defaults where the
-  config has none; an unknown name fails naming the allowed values."""
+  config has none; an unknown name, or a setting out of its RANGES, fails
+  naming the allowed values."""
+  # Here, not at the top: validate reads this package's evaluators.
+  from ssljax import validate  # pylint: disable=g-import-not-at-top
   chosen = list(config.evals) if chosen is None else list(chosen)
   check_names(chosen)
   built = {}
@@ -98,6 +101,8 @@ def make_all(config: ml_collections.ConfigDict,
     module = importlib.import_module(f'{__name__}.{name}')
     eval_config = (config.evals[name] if name in config.evals
                    else module.default_config())
+    validate.check_section(f'evals.{name}', eval_config,
+                           getattr(module, 'RANGES', {}))
     built[name] = dataclasses.replace(
         module.make(eval_config, config),
         settings=json.loads(eval_config.to_json_best_effort()))
