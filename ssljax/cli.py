@@ -9,6 +9,7 @@ full disk, too little memory and a stop by SIGINT or SIGTERM print
 `ssljax.errors` defines. Tracebacks are for bugs; `--verbose` shows them for
 the others too.
 """
+import ctypes
 import os
 import re
 import signal
@@ -99,6 +100,28 @@ def use_caches(cache_dir: str):
                       os.path.join(cache_dir, 'jax'))
 
 
+# Set by the comparison runner in the environment of a training process it
+# starts: the runner's process id (`stop_with_parent`).
+PARENT_ENV = 'SSLJAX_STOP_WITH_PARENT'
+
+
+def stop_with_parent():
+  """SIGTERM to this command once the process that started it (the
+  comparison runner, named by PARENT_ENV) is gone, however it went (SIGKILL
+  included), so that no training goes on orphaned, holding its workdir's
+  lock. Linux's prctl(PR_SET_PDEATHSIG), set here rather than between fork
+  and exec, which is unsafe in a process with threads; elsewhere nothing."""
+  parent = os.environ.pop(PARENT_ENV, None)
+  if not parent:
+    return
+  try:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG.
+  except (OSError, AttributeError):
+    return
+  if os.getppid() != int(parent):  # Gone before the request took effect.
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _stop_on_sigterm(signum, frame):
   """SIGTERM where the training loop does not record it
   (`train.stop_requests`) stops the command as Ctrl-C does, its history and
@@ -116,6 +139,7 @@ def run(main):
     logging.get_absl_handler().addFilter(_QuietOrbax())
     use_caches(flags.FLAGS.cache_dir)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    stop_with_parent()
     try:
       main()
     except InputError as e:

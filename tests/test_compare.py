@@ -530,6 +530,8 @@ _RUNNER = textwrap.dedent('''
     from ssljax.compare import runs
     runs.TRAIN_COMMAND = (sys.executable, '-c', (
         'import os, sys, time\\n'
+        'from ssljax import cli\\n'
+        'cli.stop_with_parent()  # As every command does first.\\n'
         'with open(sys.argv[-1].split("=", 1)[1] + "/pid", "w") as f:\\n'
         '  f.write(str(os.getpid()))\\n'
         'time.sleep(120)'))

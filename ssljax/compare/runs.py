@@ -20,9 +20,7 @@ over training), which is kept with the report, and a run whose workdir is
 gone is read back from it instead of trained again.
 """
 import collections
-import ctypes
 import dataclasses
-import functools
 import hashlib
 import importlib.metadata
 import json
@@ -226,19 +224,6 @@ def plan(arms: list[Arm], seeds: list[int], preset: str, settings: list[str],
 FINISHED, FAILED, STOPPED = 'finished', 'failed', 'stopped'
 
 
-def _die_with_runner(runner: int):
-  """In the training process before it starts: SIGTERM (a checkpoint, then
-  the end) once the runner is gone, however it went (SIGKILL included), so
-  that no training goes on orphaned, holding its workdir's lock. Linux's
-  prctl(PR_SET_PDEATHSIG); elsewhere nothing."""
-  try:
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG.
-  except (OSError, AttributeError):
-    return
-  if os.getppid() != runner:  # Gone before the request took effect.
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
 def train(run: Run, log=sys.stdout) -> str:
   """Trains (or resumes) `run` with TRAIN_COMMAND in a process of its own,
   its output shown and kept in WORKDIR/train.log; records the sitting
@@ -260,8 +245,8 @@ def train(run: Run, log=sys.stdout) -> str:
   interrupted = None
   with open(os.path.join(run.workdir, 'train.log'), 'a') as kept, \
       subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, preexec_fn=functools.partial(
-                           _die_with_runner, os.getpid())) as process:
+                       text=True, env={**os.environ, cli.PARENT_ENV: str(
+                           os.getpid())}) as process:
     try:
       for line in process.stdout:
         log.write(line)
