@@ -121,7 +121,9 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   evals = evaluators.make_all(config, chosen)
   # Run with other settings than the run's own: kept beside its results.
   own = evaluators.make_all(load_config(workdir), chosen)
-  changed = [n for n in evals if evals[n].settings != own[n].settings]
+  changed = {n: ','.join(f'{k}={v}' for k, v in sorted(e.settings.items())
+                         if own[n].settings.get(k) != v)
+             for n, e in evals.items() if e.settings != own[n].settings}
   directory = os.path.join(workdir, 'checkpoints')
   manager = (checkpoints.manager(directory) if os.path.isdir(directory)
              else None)

@@ -117,8 +117,10 @@ def test_checkpoint_of_a_finished_run_is_evaluated_with_json_and_pictures(
   assert sorted(os.listdir(tmp_path / 'eval' / '4')) == [
       'confusion_matrix.png', 'feature_map.png', 'spectrum.png']
   events = _tags(tmp_path / 'eval')
-  # Both evaluations of step 4 wrote their kNN accuracy.
+  # Both evaluations of step 4 wrote their kNN accuracy; the one with other
+  # settings under a tag of its own.
   assert [e.step for e in events.Tensors('knn/accuracy')] == [4, 4]
+  assert [e.step for e in events.Tensors('knn[k=1]/accuracy')] == [4]
   assert 'diagnostics/spectrum' in events.Tags()['tensors']
 
   # The training run itself logged the diagnostics at every log and its

@@ -139,10 +139,10 @@ def test_a_result_with_other_settings_never_replaces_the_runs_own(tmp_path):
       writer, str(tmp_path), 7, {'features': {'dim': 2},
                                  'knn': {'accuracy': accuracy}},
       knn(k), changed)
-  write(3, 0.5, ())  # The run's own evaluation.
-  write(1, 0.9, ['knn'])
-  write(1, 0.8, ['knn'])  # The same settings again: replaces that one.
-  write(2, 0.7, ['knn'])
+  write(3, 0.5, {})  # The run's own evaluation.
+  write(1, 0.9, {'knn': 'k=1'})
+  write(1, 0.8, {'knn': 'k=1'})  # The same settings again: replaces it.
+  write(2, 0.7, {'knn': 'k=2'})
   saved = json.loads((tmp_path / 'eval' / '7.json').read_text())
   assert saved['knn_accuracy'] == 0.5
   assert saved['evals']['knn'] == {'accuracy': 0.5, 'settings': {'k': 3}}

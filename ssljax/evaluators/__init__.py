@@ -164,7 +164,8 @@ def _scalars(prefix: str, results: dict) -> dict:
 
 
 def record(writer, workdir: str, step: int, results: dict,
-           evals: dict[str, Evaluator], changed: Sequence[str] = ()) -> dict:
+           evals: dict[str, Evaluator],
+           changed: dict[str, str] | None = None) -> dict:
   """Writes an evaluation of the state at `step`: each evaluator's numbers
   and pictures to TensorBoard (`<evaluator>/<key>`, by `writer`, a clu
   MetricWriter), the pictures as PNG in `workdir/eval/<step>/`, and
@@ -173,18 +174,21 @@ def record(writer, workdir: str, step: int, results: dict,
   `knn_accuracy`, `rankme`...) and whose 'evals' holds every result with
   the settings it ran with; an earlier evaluation of the step there keeps
   the results of the evaluators not run now. The results of the evaluators
-  `changed` (run with other settings than the run's, `ssljax.evaluate
-  --set`) never replace those: they are kept in 'other_settings', one per
-  distinct settings. Prints this evaluation's summary as a table; returns
-  the JSON's content."""
+  `changed` ({name: what differs, 'k=1'}: run with other settings than the
+  run's, `ssljax.evaluate --set`) never replace those: they are kept in
+  'other_settings', one per distinct settings, and in TensorBoard under
+  `<evaluator>[<what differs>]/<key>`. Prints this evaluation's summary as
+  a table; returns the JSON's content."""
+  changed = changed or {}
   directory = os.path.join(workdir, 'eval', str(step))
   os.makedirs(directory, exist_ok=True)
   for name in evals:
     results[name]['settings'] = evals[name].settings
+    tag = f'{name}[{changed[name]}]' if name in changed else name
     for picture, image in results[name].pop('images', {}).items():
       pictures.save_png(os.path.join(directory, f'{picture}.png'), image)
-      writer.write_images(step, {f'{name}/{picture}': image[None]})
-    writer.write_scalars(step, _scalars(name, results[name]))
+      writer.write_images(step, {f'{tag}/{picture}': image[None]})
+    writer.write_scalars(step, _scalars(tag, results[name]))
   own = {n: e for n, e in evals.items() if n not in changed}
   path = os.path.join(workdir, 'eval', f'{step}.json')
   # A run's own evaluation and `ssljax.evaluate` may write one step at once.
@@ -195,8 +199,9 @@ def record(writer, workdir: str, step: int, results: dict,
       with open(path) as f:
         record = json.load(f)
     record.update(summary(results, own))
-    record['evals'].update({n: r for n, r in results.items() if n not in
-                            changed})
+    if own:  # The features the run's own results now come from.
+      record['evals']['features'] = results['features']
+    record['evals'].update({n: results[n] for n in own})
     for name in changed:
       kept = record.setdefault('other_settings', {}).setdefault(name, [])
       kept[:] = [r for r in kept if r['settings'] != evals[name].settings]
@@ -207,9 +212,9 @@ def record(writer, workdir: str, step: int, results: dict,
   width = max(len(key) for key in now) + 2
   lines += [f'  {key:<{width}}{value:.4f}' if isinstance(value, float) else
             f'  {key:<{width}}{value}' for key, value in now.items()]
-  for name in changed:
-    lines.append(f'  ({name} with other settings than the run\'s: kept '
-                 f"under 'other_settings', not replacing its result)")
+  for name, what in changed.items():
+    lines.append(f'  ({name} with {what}, not the run\'s settings: kept '
+                 "under 'other_settings', not replacing its result)")
   for name, evaluator in evals.items():
     lines += [f'  {line}' for line in evaluator.details(results[name])]
   print('\n'.join(lines), flush=True)
