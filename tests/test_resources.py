@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -64,17 +63,9 @@ def test_a_save_and_an_allocation_that_ran_out_are_told_apart(tmp_path):
   assert errors.exhausted(ValueError('DETSUAHXE_ECRUOSER')) is None
 
 
-# ssljax.main on mock data, 4 steps, a checkpoint every 2: a 0.4 MiB state.
-_CONFIG = textwrap.dedent('''
-    import conftest
-    def get_config():
-      config = conftest._tiny_config()
-      config.train.num_epochs = 1.0
-      config.train.checkpoint_every_steps = 2
-      config.collapse.num_images = 0
-      config.evals = {}
-      return config
-''')
+# The shared trained run's config (conftest.trained_run_config: its programs
+# are in the tests' compilation cache): a checkpoint at step 2 of 0.4 MiB.
+CONFIG = os.path.join(TESTS, 'trained_run_config.py')
 
 
 def _main(tmp_path, *flags, disk_kib=None):
@@ -84,10 +75,9 @@ def _main(tmp_path, *flags, disk_kib=None):
   is copied to tmp_path/run before the tmpfs goes."""
   sys.path.insert(0, TESTS)
   import conftest  # pylint: disable=g-import-not-at-top
-  (tmp_path / 'config.py').write_text(_CONFIG)
   (tmp_path / 'disk').mkdir()
   command = [sys.executable, '-c', conftest.MAIN_ON_MOCK_DATA,
-             f'--config={tmp_path / "config.py"}',
+             f'--config={CONFIG}',
              f'--workdir={tmp_path / "disk" / "run"}', *flags]
   if disk_kib is not None:
     command = ['unshare', '-rm', 'sh', '-c',
