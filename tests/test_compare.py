@@ -208,7 +208,7 @@ def test_a_run_whose_workdir_is_gone_is_read_back_from_its_summary(
                                str(tmp_path / 'out'))
   for run in (finished, failed):
     assert runs.stored(run).results is None
-    runs.keep(run, runs.stored(run))  # Unfinished: nothing to keep.
+    runs.keep(run)  # Unfinished: nothing to keep.
   assert not (tmp_path / 'out').exists()
   _finish(finished, {'config': finished.config, 'steps': 20,
                      'eval_summary': {'linear_probe_accuracy': 0.61}})
@@ -222,7 +222,7 @@ def test_a_run_whose_workdir_is_gone_is_read_back_from_its_summary(
       10, 20]
   for run in (finished, failed):
     assert local[run.key].source == run.workdir
-    runs.keep(run, local[run.key])
+    runs.keep(run)
 
   shutil.rmtree(tmp_path / 'root')  # Another machine: only the report's.
   for run in (finished, failed):
@@ -236,6 +236,22 @@ def test_a_run_whose_workdir_is_gone_is_read_back_from_its_summary(
   moved = dataclasses.replace(failed, summary=finished.summary)
   with pytest.raises(InputError, match='another config than its key says'):
     runs.stored(moved)
+
+  # The same key trained again elsewhere, to another result: kept beside
+  # the first, which stays the run's; the report shows both.
+  first = runs.stored(finished)
+  _finish(finished, {'config': finished.config, 'steps': 20,
+                     'eval_summary': {'linear_probe_accuracy': 0.58}})
+  for _ in range(2):  # Kept once, however often the runner keeps.
+    runs.keep(finished)
+  assert runs.stored(finished) == first
+  [again] = runs.reruns(finished)
+  assert again.source.endswith('.rerun-1.json')
+  assert again.results['eval_summary']['linear_probe_accuracy'] == 0.58
+  table = report.rerun_table([(finished, first, again)])
+  assert '| vicreg | 0 | 0.6100 (not recorded) | 0.5800 (not recorded) |' in (
+      table)
+  assert report.rerun_table([]) == ''
 
 
 @pytest.mark.parametrize('arms,settings,message', [
@@ -501,6 +517,7 @@ def test_only_a_failure_of_the_run_itself_is_kept_as_its_result(
   assert runs.train(run, log=io.StringIO()) == ended
   sitting = runs.last_sitting(run)
   assert sitting['ended'] == ended and not sitting['interrupted']
+  assert sitting['host'] == runs.host() and sitting['host']['cpus'] >= 1
   # What the next sitting reads: a failure is not trained again unless
   # --retry_failed; a stopped run is.
   failure = runs.stored(run).failure

@@ -110,11 +110,9 @@ def main():
     outcome = runs_lib.train(run)
     if outcome != runs_lib.FINISHED:
       ended[outcome].append(run)
-  trained = {r.workdir for r in todo}  # Only these changed.
-  kept = [runs_lib.stored(r) if r.workdir in trained else k
-          for r, k in zip(grid, kept)]
-  for run, k in zip(grid, kept):
-    runs_lib.keep(run, k)
+  for run in grid:
+    runs_lib.keep(run)
+  kept = [runs_lib.stored(r) for r in grid]
   planned = {r.workdir for r in grid}
   others = {d for r in grid for d in glob.glob(
       f'{FLAGS.root}/{r.arm.method}-{FLAGS.preset}-seed{r.seed}-*')} - planned
@@ -126,7 +124,9 @@ def main():
       FLAGS.name, command, FLAGS.preset, seeds(),
       [report.outcome(r, k) for r, k in zip(grid, kept)],
       runs_lib.RANDOM_INIT.label if FLAGS.random_init else None,
-      FLAGS.out_dir, len(others), FLAGS.reference))
+      FLAGS.out_dir, len(others), FLAGS.reference,
+      [(r, k, again) for r, k in zip(grid, kept)
+       for again in runs_lib.reruns(r)]))
   stopped, failed = ended[runs_lib.STOPPED], ended[runs_lib.FAILED]
   if stopped:  # First: the same command goes on with them.
     raise InputError(

@@ -352,11 +352,35 @@ def status_line(outcomes: list[Outcome]) -> str:
   return ' '.join(parts) + '.'
 
 
+def rerun_table(reruns: list[tuple]) -> str:
+  """The section of the results kept beside a run's first (`runs.keep`):
+  [(run, its first kept Stored, another Stored)], '' where there is none."""
+  if not reruns:
+    return ''
+  lines = ['## Reruns of the same key', '',
+           'The same run (key) trained again gave another result, kept beside '
+           'the first; the tables above use the first.', '',
+           '| arm | seed | first: linear probe (CPU) | again: linear probe '
+           '(CPU) |', '|---|---|---|---|']
+  for run, first, again in reruns:
+    cells = []
+    for kept in (first, again):
+      o = outcome(run, kept)
+      probe = o.values.get('linear_probe_accuracy')
+      cells.append(f'{"-" if probe is None else fmt(probe)} '
+                   f'({o.cpu_model})')
+    lines.append(f'| {run.arm.label} | {run.seed} | ' + ' | '.join(cells)
+                 + ' |')
+  return '\n'.join(lines) + '\n\n'
+
+
 def document(name: str, command: str, preset: str, seeds: list[int],
              outcomes: list[Outcome], baseline: str | None, out_dir: str,
-             others: int, reference: str | None = None) -> str:
+             others: int, reference: str | None = None,
+             reruns: list[tuple] = ()) -> str:
   """Writes OUT_DIR/NAME.md and its two plots; returns the Markdown. With a
-  `reference` arm, the paired differences are each arm's against it."""
+  `reference` arm, the paired differences are each arm's against it;
+  `reruns` (`rerun_table`) get a section of their own."""
   grouped = by_arm(outcomes)
   finished = [o for o in outcomes if o.results is not None]
   plots = []
@@ -426,7 +450,7 @@ time is an upper bound.
 
 {seed_table(grouped)}
 
-## Plots
+{rerun_table(list(reruns))}## Plots
 
 {pictures}
 """

@@ -21,6 +21,7 @@ gone is read back from it instead of trained again.
 """
 import collections
 import dataclasses
+import glob
 import hashlib
 import importlib.metadata
 import json
@@ -109,18 +110,20 @@ def last_sitting(run: Run) -> dict:
 
 
 def stored(run: Run) -> Stored:
-  """The run as it stands: from its workdir when it finished or failed
-  there, else from its summary (it finished on another machine), else an
-  unfinished run (its sittings so far). A results.json made with another
-  config than the run's (a workdir reused by hand) raises."""
+  """The run as it stands: its first kept result (its summary, wherever it
+  was trained: a rerun of the key is kept beside it, `keep`), else its
+  workdir when it finished or failed there, else a failure kept in its
+  summary, else an unfinished run (its sittings so far). A results.json
+  made with another config than the run's (a workdir reused by hand)
+  raises."""
+  summary = _load(run.summary)
   record = _workdir_record(run)
   results = _load(os.path.join(run.workdir, 'results.json'))
-  if results is not None or record.get('failure'):
-    kept = Stored(run.workdir, results, record,
-                  events.scalar_events(run.workdir)
-                  if results and results['steps'] else {})
+  if summary and summary['results'] is not None:
+    kept = Stored(run.summary, **summary)
+  elif results is not None or record.get('failure'):
+    kept = _from_workdir(run, results, record)
   else:
-    summary = _load(run.summary)
     kept = (Stored(run.summary, **summary) if summary
             else Stored(run.workdir, None, record, {}))
   if kept.results is not None and defaults.as_keyed(
@@ -130,15 +133,43 @@ def stored(run: Run) -> Stored:
   return kept
 
 
-def keep(run: Run, kept: Stored) -> None:
-  """Writes the summary of a run that finished or failed in its workdir."""
-  if kept.source != run.workdir or (kept.results is None
-                                    and not kept.failure):
+def _from_workdir(run: Run, results: dict | None, record: dict) -> Stored:
+  return Stored(run.workdir, results, record,
+                events.scalar_events(run.workdir)
+                if results and results['steps'] else {})
+
+
+def reruns(run: Run) -> list[Stored]:
+  """The other results of `run`'s key kept beside its summary (`keep`)."""
+  stem = run.summary[:-len('.json')]
+  return [Stored(path, **_load(path))
+          for path in sorted(glob.glob(f'{glob.escape(stem)}.rerun-*.json'))]
+
+
+def keep(run: Run) -> None:
+  """Writes the summary of a run that finished or failed in its workdir,
+  kept with the report. A summary that holds another finished result (the
+  same key trained again, on another host or after its workdir was lost)
+  is never overwritten: the workdir's goes beside it as NAME.rerun-N.json,
+  and the tables keep the first (`stored`); the report lists both."""
+  results = _load(os.path.join(run.workdir, 'results.json'))
+  record = _workdir_record(run)
+  if results is None and not record.get('failure'):
     return
+  kept = _from_workdir(run, results, record)
+  summary = {'results': kept.results, 'record': kept.record,
+             'scalars': kept.scalars}
+  first = _load(run.summary)
+  same = lambda other: other['results'] == kept.results
+  if first is None or first['results'] is None or same(first):
+    path = run.summary  # New, a failure retried, or this result again.
+  else:
+    found = reruns(run)
+    path = next((r.source for r in found if r.results == kept.results),
+                f'{run.summary[:-len(".json")]}.rerun-{len(found) + 1}.json')
   os.makedirs(os.path.dirname(run.summary), exist_ok=True)
-  with open(run.summary, 'w') as f:
-    json.dump({'results': kept.results, 'record': kept.record,
-               'scalars': kept.scalars}, f, sort_keys=True)
+  with open(path, 'w') as f:
+    json.dump(summary, f, sort_keys=True)
 
 
 def parse_arm(text: str) -> Arm:
@@ -267,7 +298,7 @@ def train(run: Run, log=sys.stdout) -> str:
       'started': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(start)),
       'wall_seconds': time.time() - start,
       'cpu_seconds': _children_cpu_seconds() - cpu_before,
-      'cpus': os.cpu_count(), 'cpu_model': cpu_model(),
+      'cpus': os.cpu_count(), 'cpu_model': cpu_model(), 'host': host(),
       'returncode': status, 'interrupted': interrupted is not None,
       'ended': ended, 'last_line': last, 'command': argv})
   record['failure'] = last if ended == FAILED else None
@@ -276,6 +307,37 @@ def train(run: Run, log=sys.stdout) -> str:
   if interrupted is not None:
     raise interrupted
   return ended
+
+
+# The vector extensions that decide the code XLA:CPU generates (and so a
+# run's last bits): /proc/cpuinfo's names.
+VECTOR_EXTENSIONS = ('avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni',
+                     'avx512_bf16', 'amx_tile', 'amx_bf16', 'amx_int8')
+
+
+def host() -> dict:
+  """What tells this machine's numbers from another's: the CPU's model name
+  (machines of one name differ, e.g. AMD EPYC generations), its family and
+  model numbers, the vector extensions it has of VECTOR_EXTENSIONS, and
+  the cores. The accelerator, where one ran, is in results.json's
+  'devices'."""
+  fields = {}
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if not line.strip():
+          break  # The first processor's block.
+        key, _, value = line.partition(':')
+        fields[key.strip()] = value.strip()
+  except OSError:
+    pass  # Not Linux.
+  flags_found = set(fields.get('flags', '').split())
+  return {'cpu_model': cpu_model(),
+          'cpu_family': fields.get('cpu family'),
+          'cpu_model_number': fields.get('model'),
+          'vector_extensions': [e for e in VECTOR_EXTENSIONS
+                                if e in flags_found],
+          'cpus': os.cpu_count()}
 
 
 def cpu_model() -> str:
