@@ -30,17 +30,6 @@ from ssljax import data
 from ssljax.evaluators import linear_probe
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer('num_centroids', 1600, 'K: centroids of k-means.')
-flags.DEFINE_integer('num_patches', 400_000, 'Random patches k-means sees.')
-flags.DEFINE_integer('patch', 6, 'Side of a patch (the receptive field).')
-flags.DEFINE_integer('iterations', 10, 'Iterations of k-means.')
-flags.DEFINE_integer('seed', 0, 'Seeds the patches, the centroids and the '
-                     "probe's held-out part.")
-flags.DEFINE_enum('score_on', 'test', data.SCORED_SPLITS, 'What the probe '
-                  'is scored on: the test split, or the validation split '
-                  'carved from train (for choosing).')
-flags.DEFINE_integer('batch', 100, 'Images per call of the feature map.')
-flags.DEFINE_string('json_out', None, 'Also write the results here.')
 
 # The paper's regularisers: of the patch normalisation (for pixel values
 # 0-255) and of the whitening.
@@ -186,5 +175,22 @@ def main(argv):
       json.dump(results, f, indent=1)
 
 
+def define_flags():
+  """The command's flags, defined only when it runs: the tests import the
+  functions beside other modules' flags."""
+  flags.DEFINE_integer('num_centroids', 1600, 'K: centroids of k-means.')
+  flags.DEFINE_integer('num_patches', 400_000, 'Random patches k-means sees.')
+  flags.DEFINE_integer('patch', 6, 'Side of a patch (the receptive field).')
+  flags.DEFINE_integer('iterations', 10, 'Iterations of k-means.')
+  flags.DEFINE_integer('seed', 0, 'Seeds the patches, the centroids and the '
+                       "probe's held-out part.")
+  flags.DEFINE_enum('score_on', 'test', data.SCORED_SPLITS, 'What the probe '
+                    'is scored on: the test split, or the validation split '
+                    'carved from train (for choosing).')
+  flags.DEFINE_integer('batch', 100, 'Images per call of the feature map.')
+  flags.DEFINE_string('json_out', None, 'Also write the results here.')
+
+
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
