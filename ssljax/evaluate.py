@@ -116,14 +116,15 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
     raise InputError('--evals names no evaluator; name some, e.g. '
                      f'--evals=knn,linear_probe (any of {evaluators.names()}).')
   config = load_config(workdir)
+  evaluators.check_names(chosen)
+  own = {n: evaluators.settings(config, n) for n in chosen}  # The run's.
   apply_settings(config, chosen, list(settings))
   validate.check(config)
   evals = evaluators.make_all(config, chosen)
   # Run with other settings than the run's own: kept beside its results.
-  own = evaluators.make_all(load_config(workdir), chosen)
   changed = {n: ','.join(f'{k}={v}' for k, v in sorted(e.settings.items())
-                         if own[n].settings.get(k) != v)
-             for n, e in evals.items() if e.settings != own[n].settings}
+                         if own[n].get(k) != v)
+             for n, e in evals.items() if e.settings != own[n]}
   directory = os.path.join(workdir, 'checkpoints')
   manager = (checkpoints.manager(directory) if os.path.isdir(directory)
              else None)

@@ -156,20 +156,21 @@ def keep(run: Run) -> None:
   record = _workdir_record(run)
   if results is None and not record.get('failure'):
     return
-  kept = _from_workdir(run, results, record)
-  summary = {'results': kept.results, 'record': kept.record,
-             'scalars': kept.scalars}
   first = _load(run.summary)
-  same = lambda other: other['results'] == kept.results
-  if first is None or first['results'] is None or same(first):
+  if first is None or first['results'] is None or first['results'] == results:
     path = run.summary  # New, a failure retried, or this result again.
   else:
     found = reruns(run)
-    path = next((r.source for r in found if r.results == kept.results),
+    path = next((r.source for r in found if r.results == results),
                 f'{run.summary[:-len(".json")]}.rerun-{len(found) + 1}.json')
+  kept = _load(path)
+  if kept and (kept['results'], kept['record']) == (results, record):
+    return  # Kept already: its event files need not be read again.
+  kept = _from_workdir(run, results, record)
   os.makedirs(os.path.dirname(run.summary), exist_ok=True)
   with open(path, 'w') as f:
-    json.dump(summary, f, sort_keys=True)
+    json.dump({'results': kept.results, 'record': kept.record,
+               'scalars': kept.scalars}, f, sort_keys=True)
 
 
 def parse_arm(text: str) -> Arm:
@@ -289,7 +290,7 @@ def train(run: Run, log=sys.stdout) -> str:
         process.terminate()
       process.wait()  # It checkpoints and stops.
       interrupted = e
-  status = process.returncode
+  status, machine = process.returncode, host()
   last = next((t for t in reversed(tail) if t), 'no output')
   ended = (FINISHED if status == 0 else
            FAILED if status == errors.RUN_FAILED and not interrupted else
@@ -298,7 +299,8 @@ def train(run: Run, log=sys.stdout) -> str:
       'started': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(start)),
       'wall_seconds': time.time() - start,
       'cpu_seconds': _children_cpu_seconds() - cpu_before,
-      'cpus': os.cpu_count(), 'cpu_model': cpu_model(), 'host': host(),
+      'cpus': machine['cpus'], 'cpu_model': machine['cpu_model'],
+      'host': machine,
       'returncode': status, 'interrupted': interrupted is not None,
       'ended': ended, 'last_line': last, 'command': argv})
   record['failure'] = last if ended == FAILED else None
@@ -332,7 +334,7 @@ def host() -> dict:
   except OSError:
     pass  # Not Linux.
   flags_found = set(fields.get('flags', '').split())
-  return {'cpu_model': cpu_model(),
+  return {'cpu_model': fields.get('model name') or cpu_model(),
           'cpu_family': fields.get('cpu family'),
           'cpu_model_number': fields.get('model'),
           'vector_extensions': [e for e in VECTOR_EXTENSIONS

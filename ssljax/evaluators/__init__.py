@@ -86,6 +86,14 @@ def check_names(chosen: Sequence[str]):
                      'ssljax.evaluate).')
 
 
+def settings(config: ml_collections.ConfigDict, name: str) -> dict:
+  """The settings evaluator `name` runs with under `config`: its section of
+  config.evals, else its defaults (as JSON has them)."""
+  section = (config.evals[name] if name in config.evals else
+             importlib.import_module(f'{__name__}.{name}').default_config())
+  return json.loads(section.to_json_best_effort())
+
+
 def make_all(config: ml_collections.ConfigDict,
              chosen: Sequence[str] | None = None) -> dict[str, Evaluator]:
   """The evaluators `chosen` (default: those `config.evals` lists), each
@@ -103,9 +111,8 @@ def make_all(config: ml_collections.ConfigDict,
                    else module.default_config())
     validate.check_section(f'evals.{name}', eval_config,
                            getattr(module, 'RANGES', {}))
-    built[name] = dataclasses.replace(
-        module.make(eval_config, config),
-        settings=json.loads(eval_config.to_json_best_effort()))
+    built[name] = dataclasses.replace(module.make(eval_config, config),
+                                      settings=settings(config, name))
   return built
 
 
