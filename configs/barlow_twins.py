@@ -18,6 +18,4 @@ def get_config(preset: str = 'full'):
   config.augment.solarize_prob = (0.0, 0.2)
   if defaults.scale(preset) == 'full':
     config.augment.crop_scale = (0.08, 1.0)
-  # Measured: experiments/results/cpu_recipes.md.
-  defaults.use_cpu_budget(config, preset, images_per_second=440)
   return config

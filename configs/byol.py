@@ -39,6 +39,4 @@ def get_config(preset: str = 'full'):
     # (experiments/results/cpu_presets.md), which keeps the four epochs
     # within the 30-minute budget.
     config.train.batch_size = 64
-  # Measured: experiments/results/cpu_recipes.md.
-  defaults.use_cpu_budget(config, preset, images_per_second=412)
   return config

@@ -24,6 +24,4 @@ def get_config(preset: str = 'full'):
                                    'smoke': (256, 64)}[defaults.scale(preset)]
   if defaults.scale(preset) == 'full':
     config.augment.crop_scale = (0.08, 1.0)
-  # Measured: experiments/results/cpu_recipes.md.
-  defaults.use_cpu_budget(config, preset, images_per_second=451)
   return config

@@ -28,6 +28,4 @@ def get_config(preset: str = 'full'):
   config.model.predictor_widths = (hidden, projector)
   if defaults.scale(preset) == 'full':
     config.augment.crop_scale = (0.08, 1.0)
-  # Measured: experiments/results/cpu_recipes.md.
-  defaults.use_cpu_budget(config, preset, images_per_second=503)
   return config

@@ -21,6 +21,4 @@ def get_config(preset: str = 'full'):
     # most; batch 64 is also faster per image on a 2-core CPU.
     config.train.batch_size = 64
     config.method.beta = 0.5
-  # Measured: experiments/results/cpu_recipes.md.
-  defaults.use_cpu_budget(config, preset, images_per_second=431)
   return config

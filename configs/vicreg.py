@@ -14,6 +14,4 @@ from ssljax.methods import vicreg
 def get_config(preset: str = 'full'):
   config = defaults.get_config(preset)
   config.method = vicreg.default_config()
-  # Measured: experiments/results/cpu_recipes.md.
-  defaults.use_cpu_budget(config, preset, images_per_second=442)
   return config

@@ -10,17 +10,14 @@ Presets trade scale for time and keep one file per method:
   cpu:   a small encoder and a short schedule that finish, probe included, in
          under 30 minutes on a 2-core laptop CPU.
   cpu10, cpu30, cpu120: `cpu`'s model and augmentation trained for as
-         many epochs as 10 (30, 120) minutes of wall time on a 2-core CPU
-         allow, evaluation included (each method's config passes its
-         measured training rate to `use_cpu_budget`; a config that gives
-         none has no budget presets), probed (linear probe
-         and kNN) at each quarter of the run. cpu30 and cpu120 are also read
-         out by the multi-scale probe at the end
-         (`evaluators.multiscale_probe`); cpu10, the budget on which
-         experiments/ compares every method over seeds, spends that time on
-         training. Training longer is the lever that measured best;
-         experiments/results/cpu_recipes.md has the measurements and the
-         levers not yet tried.
+         long as 10 (30, 120) minutes of wall time allow, all included, on
+         the machine that runs them: the run measures its own step and
+         evaluations and chooses its length (`ssljax.budget`), evaluated
+         at the start and the end; cpu30 and cpu120 also at each quarter
+         (linear probe and kNN), and read out by the multi-scale probe at
+         the end (`evaluators.multiscale_probe`). Training longer is the
+         lever that measured best; experiments/results/cpu_recipes.md has
+         the measurements and the levers not yet tried.
   smoke: the whole path (a few dozen steps on the real data, checkpoint,
          probe) in a few minutes.
 
@@ -63,12 +60,6 @@ from ssljax.evaluators import online_probe
 PRESETS = ('full', 'cpu', 'cpu10', 'cpu30', 'cpu120', 'smoke', 'gpu', 'tpu')
 # Wall-clock budgets on a 2-core CPU, in minutes; each trains at `cpu`'s scale.
 CPU_BUDGETS = {'cpu10': 10, 'cpu30': 30, 'cpu120': 120}
-# Minutes of a budget that are not training: start-up, data loading and
-# compilation (~0.7), the probes and kNN taken while training (3 x ~0.4)
-# and the final evaluation (~0.5), plus the multi-scale probe (~1.4) where
-# it runs; 3.9 in all in VICReg's `cpu30` run, and 2.7 and 2.8 in VICReg's
-# and the hybrid's `cpu10` runs (9.2 and 9.1 minutes in all, alone).
-CPU_BUDGET_OVERHEAD_MINUTES = {'cpu10': 3.0, 'cpu30': 5.0, 'cpu120': 5.0}
 MULTISCALE_BUDGETS = ('cpu30', 'cpu120')
 # The full recipe on an accelerator, in bfloat16: the train settings that
 # differ from `full` (the module's docstring says why).
@@ -134,6 +125,10 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   config.train.log_every_steps = 100
   config.train.checkpoint_every_steps = 2000
   config.train.keep_checkpoints = 3
+  # Minutes the run may take, all included, on the machine that runs it:
+  # with `num_epochs` NaN, the run measures itself and trains the length
+  # that fits (`ssljax.budget`). 0: no budget.
+  config.train.budget_minutes = 0.0
 
   # solo-learn's CIFAR recipe for VICReg/Barlow Twins: LARS, lr 0.3 per 256
   # images, trust coefficient 0.02, weight decay 1e-4, 10 warmup epochs.
@@ -177,10 +172,15 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
     if preset in MULTISCALE_BUDGETS:
       config.evals.multiscale_probe = multiscale_probe.default_config()
     if preset in CPU_BUDGETS:
-      # The length is the method's measured rate's (`use_cpu_budget`);
-      # until a method's config gives one, it is unknown (NaN) and the
-      # preset is refused (`validate.check`) rather than guessed.
+      # The length is chosen by the run, measured on its machine
+      # (`ssljax.budget`). The probe and kNN run at each quarter of it
+      # where the budget leaves room: an evaluation extracts the features
+      # of 60,000 images, about a tenth of cpu10.
+      config.train.budget_minutes = float(CPU_BUDGETS[preset])
       config.train.num_epochs = float('nan')
+      if preset in MULTISCALE_BUDGETS:
+        for name in ('linear_probe', 'knn'):
+          config.evals[name].every_epochs = float('nan')
       config.train.log_every_steps = 50
       config.train.checkpoint_every_steps = 500
   elif preset == 'smoke':
@@ -195,31 +195,6 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
     config.model.dtype = 'bfloat16'
     config.train.update(ACCELERATORS[preset])
   return config
-
-
-# The share of a budget's training minutes planned for: the host's speed
-# drifts by 10-30% within an hour here (experiments/results/performance.md).
-CPU_BUDGET_MARGIN = 0.9
-CIFAR10_TRAIN_IMAGES = 50_000
-
-
-def use_cpu_budget(config: ml_collections.ConfigDict, preset: str,
-                   images_per_second: float):
-  """A CPU-budget preset's schedule: the epochs that the method's training
-  rate, `images_per_second` of its `cpu` preset as `python -m ssljax.bench`
-  measured it on this project's 2-core CPU (experiments/results/
-  cpu_recipes.md), fits into the budget less the overhead, less the
-  margin, to the nearest half epoch. The linear probe and kNN run at each
-  quarter of the run, for accuracy against time. Other presets are left
-  alone."""
-  if preset not in CPU_BUDGETS:
-    return
-  seconds = (CPU_BUDGETS[preset] - CPU_BUDGET_OVERHEAD_MINUTES[preset]) * 60
-  epochs = (CPU_BUDGET_MARGIN * seconds * images_per_second
-            / CIFAR10_TRAIN_IMAGES)
-  config.train.num_epochs = round(2 * epochs) / 2
-  for name in ('linear_probe', 'knn'):
-    config.evals[name].every_epochs = config.train.num_epochs / 4
 
 
 def use_pretext_recipe(config: ml_collections.ConfigDict, preset: str,
@@ -258,7 +233,8 @@ def use_pretext_recipe(config: ml_collections.ConfigDict, preset: str,
 # (`ssljax.compare.runs.run_key`), at the value that computes what the runs
 # computed before the setting existed: a config that has them at that value
 # is keyed as if it had not.
-ADDED_SINCE_KEYED = {'data.score_on': 'test', 'data.validation_size': 5000}
+ADDED_SINCE_KEYED = {'data.score_on': 'test', 'data.validation_size': 5000,
+                     'train.budget_minutes': 0.0}
 
 
 def as_keyed(config: dict) -> dict:

@@ -113,6 +113,14 @@ def any_process(flag: bool) -> bool:
   return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
 
 
+def process_0s(value: int) -> int:
+  """Process 0's `value` on every process: a choice that each process
+  measured for itself (a budget run's length), made once for all."""
+  if jax.process_count() == 1:
+    return value
+  return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+
 def barrier(name: str):
   """Waits until every process reaches `name` (after process 0 changed the
   workdir, before the others read it)."""

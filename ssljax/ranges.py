@@ -1,6 +1,7 @@
 """The ranges numeric settings may take, as the shared config
 (`validate.RULES`), each method and each evaluator (`RANGES` beside their
 `default_config`) declare them; `validate.check` applies them."""
+import math
 
 
 def between(low=None, high=None, low_open=False, high_open=False):
@@ -21,3 +22,7 @@ AT_LEAST_1 = between(1)
 PROBABILITY = between(0, 1)
 FRACTION = between(0, 1, low_open=True)  # (0, 1]
 DECAY = between(0, 1, high_open=True)  # [0, 1)
+# At least 0, or NaN: a length or period the run's budget chooses
+# (`ssljax.budget`).
+OR_CHOSEN = (lambda v: math.isnan(v) or AT_LEAST_0[0](v),
+             '>= 0, or NaN (chosen by train.budget_minutes)')

@@ -10,6 +10,7 @@ and the results written by one function.
 """
 import contextlib
 import json
+import math
 import os
 import signal
 import time
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ssljax import budget
 from ssljax import collapse
 from ssljax import console
 from ssljax import data
@@ -157,6 +159,69 @@ def evaluation_schedule(config: ml_collections.ConfigDict,
   return {step: names for step, names in due.items() if names}
 
 
+def device_inputs(train_step: step_lib.TrainStep, train: tuple
+                  ) -> tuple[jax.Array, jax.Array | None]:
+  """The train split's images on the devices, and its labels where the
+  online probe reads them (without it the step is label-free)."""
+  images, labels = train
+  return train_step.device_split(images), (
+      None if train_step.model.classifier is None
+      else train_step.device_split(labels))
+
+
+def choose_length(config: ml_collections.ConfigDict, mesh, info,
+                  train: tuple, evaluate: 'Evaluation', watch: 'CollapseWatch'
+                  ) -> tuple[ml_collections.ConfigDict, dict]:
+  """(`config` with the length its budget allows, the plan): measures the
+  evaluations on the initial encoder (recorded as step 0) and a log, then
+  the training step on a throwaway copy of the initial state (compiled for
+  a provisional length; the real schedule compiles anew), and fits the rest
+  (`budget.length`). Every process trains process 0's choice."""
+  print(f'ssljax: choosing the length that fits '
+        f'{config.train.budget_minutes:g} minutes on this machine: '
+        'evaluating the initial encoder, then timing the step', flush=True)
+  steps_per_epoch = info.num_examples // config.train.batch_size
+  provisional = step_lib.build(budget.with_length(config, math.ceil(
+      (budget.CALIBRATION_STEPS + 2) / max(steps_per_epoch, 1))), mesh, info)
+  state = provisional.initial_state()
+  if evaluate.evals:
+    evaluate(list(evaluate.evals), state, 0)
+  spent = evaluate.seconds
+  quartered = [n for n in budget.quartered(config) if n in spent]
+  measure = watch.encoder.measure if watch.views is not None else None
+  per_log = [seconds(measure, state, watch.views) if measure else 0.0
+             for _ in range(2)][1]  # The first one compiles.
+  images, labels = device_inputs(provisional, train)
+  order = EpochOrder(provisional)
+  steps = []
+  for step in range(budget.CALIBRATION_STEPS + 2):
+    start = time.time()
+    state, metrics = provisional.jitted(state, images,
+                                        order(step, state.rng), labels)
+    jax.block_until_ready(metrics)
+    steps.append(time.time() - start)
+  costs = budget.Costs(
+      elapsed=budget.process_seconds(), compile=steps[0],
+      per_step=float(np.median(steps[2:])),
+      evaluation=sum(spent.values()),
+      periodic_evaluation=(spent['features'] + sum(
+          spent[n] for n in quartered)) if quartered else 0.0,
+      per_log=per_log)
+  plan = budget.length(60 * config.train.budget_minutes, costs,
+                       steps_per_epoch, config.train.log_every_steps)
+  plan['quartered'] = budget.quartered(config)
+  plan['num_epochs'] = hosts.process_0s(
+      round(plan['num_epochs'] * budget.RESOLUTION)) / budget.RESOLUTION
+  return budget.with_length(config, plan['num_epochs']), plan
+
+
+def seconds(function, *args) -> float:
+  """The wall time of `function(*args)`, its arrays computed."""
+  start = time.time()
+  jax.block_until_ready(function(*args))
+  return time.time() - start
+
+
 class EpochOrder:
   """The data order of the epoch a step is in, made once per epoch from the
   run's key."""
@@ -240,7 +305,8 @@ class Log:
 
 
 def header(config: ml_collections.ConfigDict, workdir: str,
-           train_step: step_lib.TrainStep, step: int) -> str:
+           train_step: step_lib.TrainStep, step: int,
+           plan: dict | None = None) -> str:
   """The run's first lines on the console: what trains where, for how long,
   and where its log and curves go."""
   devices = jax.devices()
@@ -248,18 +314,28 @@ def header(config: ml_collections.ConfigDict, workdir: str,
   log = os.path.join(workdir, console.LOG)
   start = (f'resuming at step {step} of {train_step.total_steps}' if step
            else f'{train_step.total_steps} steps')
-  return (
+  lines = [
       f'ssljax: {config.method.name}, preset {config.get("preset", "?")}, '
       f'on {len(devices)} {jax.default_backend()} device'
-      f'{"s" * (len(devices) > 1)} ({", ".join(kinds)}); workdir {workdir}\n'
+      f'{"s" * (len(devices) > 1)} ({", ".join(kinds)}); workdir {workdir}',
       f'  {start} ({train_step.total_steps / train_step.steps_per_epoch:.2f}'
       f' epochs of {train_step.train_info.num_examples} images at batch '
       f'{config.train.batch_size}); '
       + (f'full log in {log}, ' if os.path.exists(log) else '')
-      + f'curves: tensorboard --logdir {workdir}'
-      + ('\n  scored on the validation split (data.validation_size train '
-         'images held out), not the test split'
-         if config.data.score_on == 'validation' else ''))
+      + f'curves: tensorboard --logdir {workdir}']
+  if plan is not None:
+    lines.append(
+        f'  the length that fits {config.train.budget_minutes:g} minutes on '
+        f"this machine: {plan['per_step']:.3f} s a step, "
+        f"{plan['evaluation']:.0f} s an evaluation, {plan['elapsed']:.0f} s "
+        'gone, '
+        f"{plan['planned_seconds'] / 60:.1f} minutes planned in all; "
+        f'--config.train.num_epochs={config.train.num_epochs} trains it '
+        'again')
+  if config.data.score_on == 'validation':
+    lines.append('  scored on the validation split (data.validation_size '
+                 'train images held out), not the test split')
+  return '\n'.join(lines)
 
 
 class Evaluation:
@@ -272,10 +348,12 @@ class Evaluation:
                workdir: str):
     self.evals, self.encoder, self.splits = evals, encoder, splits
     self.writer, self.workdir = writer, workdir
+    self.seconds = {}  # Of the last: the extraction's, each evaluator's.
 
   def __call__(self, names: list[str], state, step: int) -> dict:
     chosen = {n: self.evals[n] for n in names}
     results = evaluators.evaluate(self.encoder, state, self.splits, chosen)
+    self.seconds = {n: results[n]['seconds'] for n in results}
     if not hosts.is_main():  # Each process computed the same results.
       return evaluators.summary(results, chosen)
     return evaluators.record(self.writer, self.workdir, step, results, chosen)
@@ -322,18 +400,26 @@ def flat_hparams(config: ml_collections.ConfigDict) -> dict:
           for k, v in defaults.flat(config.to_dict()).items()}
 
 
-def resume_changes(manager, workdir: str, config: ml_collections.ConfigDict,
-                   allowed: bool) -> dict:
-  """The changes of `config` from the one the workdir's newest checkpoint
-  was trained with (its record's, or the history's for a checkpoint older
-  than records), checked before anything is loaded: a change of
-  computation is refused unless `allowed`."""
+def saved_config(manager, workdir: str) -> dict | None:
+  """The config the workdir's newest checkpoint was trained with (its
+  record's, or the history's for a checkpoint older than records); None
+  without a checkpoint."""
+  latest = manager.latest_step()
+  if latest is None:
+    return None
+  record = checkpoints.read_record(manager, latest)
+  return record['config'] if record else (
+      history_lib.read(workdir) or [{}])[-1].get('config')
+
+
+def resume_changes(manager, saved: dict | None,
+                   config: ml_collections.ConfigDict, allowed: bool) -> dict:
+  """The changes of `config` from the `saved` config of the workdir's newest
+  checkpoint, checked before anything is loaded: a change of computation
+  is refused unless `allowed`."""
   latest = manager.latest_step()
   if latest is None:
     return {}
-  record = checkpoints.read_record(manager, latest)
-  saved = record['config'] if record else (
-      history_lib.read(workdir) or [{}])[-1].get('config')
   found = history_lib.changes(saved, config) if saved else {}
   history_lib.check_resume(found, latest, manager.directory, allowed)
   if found:
@@ -365,7 +451,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   manager = checkpoints.manager(os.path.join(workdir, 'checkpoints'),
                                 config.train.keep_checkpoints,
                                 writer=hosts.is_main())
-  found = resume_changes(manager, workdir, config, allowed)
+  saved = saved_config(manager, workdir)
+  config = budget.recorded(config, saved)
+  found = resume_changes(manager, saved, config, allowed)
   splits = data.load_splits(config)
   (train_images, train_labels), (test_images, _) = (splits['train'],
                                                     splits['test'])
@@ -374,32 +462,34 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     raise InputError(f'{config.data.name!r} has no labels for the online '
                      'probe; pass --config.model.online_probe=False.')
   info = data.describe(train_images, train_labels)
-  train_step = step_lib.build(config, mesh, info)
   encoder = features_lib.encoder(config, mesh, info)
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=not hosts.is_main())
+  watch = CollapseWatch(encoder, test_images, config.collapse, writer)
+  evaluate = Evaluation(evals, encoder, splits, writer, workdir)
+  plan = None
+  if budget.chooses(config):
+    config, plan = choose_length(config, mesh, info, splits['train'],
+                                 evaluate, watch)
+  train_step = step_lib.build(config, mesh, info)
   state, _, resumed = checkpoints.resume(manager, train_step.initial_state())
-  history = (history_lib.start(workdir, config, resumed, found, allowed)
+  history = (history_lib.start(workdir, config, resumed, found, allowed,
+                               budget=plan)
              if hosts.is_main() else [])
 
   # From here on, how this start ends is recorded in its history.
   step, last_logged, outcome = int(state.step), {}, 'finished'
   interval = IntervalMetrics(config.train.batch_size, step)
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=not hosts.is_main())
   bar = None
   try:
     writer.write_hparams(flat_hparams(config))
     writer.write_images(step, {'augmented_views': view_grid(train_step,
                                                             train_images)})
-    device_images = train_step.device_split(train_images)
-    # Only the online probe sees labels; without it the step is label-free.
-    device_labels = (None if train_step.model.classifier is None
-                     else train_step.device_split(train_labels))
+    device_images, device_labels = device_inputs(train_step, splits['train'])
     order = EpochOrder(train_step)
-    watch = CollapseWatch(encoder, test_images, config.collapse, writer)
-    print(header(config, workdir, train_step, step), flush=True)
+    print(header(config, workdir, train_step, step, plan), flush=True)
     bar = console.Progress(train_step.total_steps, step)
     log = Log(interval, watch, writer, train_step, bar)
-    evaluate = Evaluation(evals, encoder, splits, writer, workdir)
     evaluations = evaluate.periodic(evaluation_schedule(
         config, train_step.steps_per_epoch, train_step.total_steps), interval)
     progress = periodic_actions.ReportProgress(
@@ -475,6 +565,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict,
       'provenance': provenance.record(),
       'config': json.loads(config.to_json_best_effort()),
       'history': history_lib.summary(history),
+      'budget': next((h['budget'] for h in history if 'budget' in h), None),
   }
   if hosts.is_main():
     jsonfile.write(os.path.join(workdir, 'results.json'), results)

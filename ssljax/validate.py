@@ -26,14 +26,16 @@ from ssljax import models
 from ssljax import optim
 from ssljax.errors import InputError
 from ssljax.ranges import AT_LEAST_0, AT_LEAST_1, DECAY, FRACTION, POSITIVE
-from ssljax.ranges import PROBABILITY, between
+from ssljax.ranges import OR_CHOSEN, PROBABILITY, between
 
 
 # The shared sections' (pattern, (check, words)): the first pattern a key
 # matches rules it.
 RULES = (
     ('train.batch_size', AT_LEAST_1),
-    ('train.num_epochs', AT_LEAST_0),  # 0 evaluates the initial encoder.
+    # 0 evaluates the initial encoder; NaN: chosen by the budget.
+    ('train.num_epochs', OR_CHOSEN),
+    ('train.budget_minutes', AT_LEAST_0),
     ('train.*_every_steps', AT_LEAST_1),
     ('train.keep_checkpoints', AT_LEAST_1),
     ('eval_batch_size', AT_LEAST_1),
@@ -62,7 +64,7 @@ RULES = (
     ('collapse.num_images', AT_LEAST_0),  # 0 turns them off.
     ('data.validation_size', AT_LEAST_1),
     ('collapse.min_*_fraction', PROBABILITY),
-    ('evals.*.every_epochs', AT_LEAST_0),
+    ('evals.*.every_epochs', OR_CHOSEN),  # NaN: each quarter of the run.
 )
 
 
@@ -106,7 +108,10 @@ HELP = {
     'model.predictor_widths': "the predictor MLP's widths (BYOL, SimSiam)",
     'model.online_probe': 'train a linear classifier on the labels alongside',
     'train.batch_size': 'images per step, over all devices',
-    'train.num_epochs': 'length of the training (fractions allowed)',
+    'train.num_epochs': 'length of the training (fractions allowed; NaN: '
+                        'the longest that budget_minutes allows)',
+    'train.budget_minutes': 'minutes the run may take on its machine, all '
+                            'included, when num_epochs is NaN (0: none)',
     'train.log_every_steps': 'steps between logs (TensorBoard, console)',
     'train.checkpoint_every_steps': 'steps between checkpoints',
     'train.keep_checkpoints': 'checkpoints kept (the newest)',
@@ -248,13 +253,12 @@ def check(config: ml_collections.ConfigDict):
   models.check_names(config)
   optim.check_name(config)
   evaluators.check_names(list(config.evals))
-  if math.isnan(config.train.num_epochs):
+  if math.isnan(config.train.num_epochs) and not (
+      config.train.budget_minutes > 0):
     raise InputError(
-        f'The {config.preset} preset trains for as long as its budget allows '
-        f'at the measured training rate of {config.method.name!r}, and its '
-        'config gives none: measure it (python -m ssljax.bench '
-        f'--config=configs/{config.method.name}.py:cpu prints images/s) and '
-        'pass it to defaults.use_cpu_budget in the config, or set '
-        '--config.train.num_epochs.')
+        'config.train.num_epochs is NaN ("chosen by the budget") but '
+        f'config.train.budget_minutes={config.train.budget_minutes} sets no '
+        'budget; set --config.train.num_epochs or '
+        '--config.train.budget_minutes.')
   _refuse_out_of_range(ranged(config))
   batch_sizes(config, jax.device_count())

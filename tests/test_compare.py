@@ -254,6 +254,35 @@ def test_a_run_whose_workdir_is_gone_is_read_back_from_its_summary(
   assert report.rerun_table([]) == ''
 
 
+def test_a_budget_run_is_read_back_with_the_length_it_chose(tmp_path):
+  """A budget preset is planned with its length to choose (NaN) and
+  finishes with the length it chose, which its results record: the same
+  run all the same; the same length given outright is another key."""
+  [run] = runs.plan([runs.Arm('vicreg', 'vicreg')], [0], 'cpu30', [],
+                    str(tmp_path / 'root'), os.path.join(ROOT, 'configs'),
+                    str(tmp_path / 'out'))
+  assert math.isnan(run.config['train']['num_epochs'])
+  chosen = json.loads(json.dumps(run.config))
+  chosen['train']['num_epochs'] = 4.45
+  for name in ('linear_probe', 'knn'):
+    assert math.isnan(chosen['evals'][name]['every_epochs'])
+    chosen['evals'][name]['every_epochs'] = 4.45 / 4
+  plan = {'num_epochs': 4.45, 'quartered': ['knn', 'linear_probe']}
+  _finish(run, {'config': chosen, 'budget': plan, 'steps': 1735,
+                'eval_summary': {'linear_probe_accuracy': 0.6}})
+  assert runs.stored(run).results['steps'] == 1735
+  # A length it did not choose (no plan): another config than its key's.
+  shutil.rmtree(run.workdir)
+  _finish(run, {'config': chosen, 'budget': None, 'steps': 1735})
+  with pytest.raises(InputError, match='another config than its key says'):
+    runs.stored(run)
+  [given] = runs.plan([runs.Arm('vicreg', 'vicreg')], [0], 'cpu30',
+                      ['train.num_epochs=4.45'], str(tmp_path / 'root'),
+                      os.path.join(ROOT, 'configs'), str(tmp_path / 'out'))
+  assert given.config['evals']['knn']['every_epochs'] == 4.45 / 4
+  assert given.key != run.key
+
+
 @pytest.mark.parametrize('arms,settings,message', [
     ([runs.Arm('x', 'nope')], [], 'No config file'),
     ([runs.Arm('x', 'vicreg')], ['train.nope=1'], 'no such config key'),

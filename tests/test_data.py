@@ -225,3 +225,20 @@ def test_a_run_scored_on_validation_never_reads_the_test_split(prepared,
   with pytest.raises(InputError, match=r"score_on='tset'; allowed values: "
                      r"\['test', 'validation'\]"):
     data.load_splits(config)
+
+
+def test_the_readout_is_chosen_without_reading_the_test_split(prepared,
+                                                              monkeypatch):
+  """experiments/choose_readout.py scores its candidates on the validation
+  split of any run, one scored on its test split included."""
+  from configs import vicreg  # pylint: disable=g-import-not-at-top
+  from experiments import choose_readout  # pylint: disable=g-import-not-at-top
+  config = vicreg.get_config('smoke')
+  config.data.name, config.data.data_dir = 'dummy_mnist', prepared[0]
+  config.data.validation_size = 5
+  assert config.data.score_on == 'test'
+  read, load_split = [], data.load_split
+  monkeypatch.setattr(data, 'load_split', lambda name, split, **kw: (
+      read.append(split), load_split(name, split, **kw))[1])
+  splits = choose_readout.validation_splits(config)
+  assert read == ['train'] and len(splits['test'][0]) == 5

@@ -47,6 +47,7 @@ config.augment.image_size = 16
 config.optimizer.name = 'sgd'
 for name in ('linear_probe', 'knn', 'diagnostics'):  # The online probe's
   del config.evals[name]  # evaluation reads the features all the same.
+config.collapse.num_images = 0  # Its programs: compiled in every process.
 config.model.online_probe = True  # The labels are split over hosts too.
 config.train.num_epochs = 1.0  # 4 steps, checkpointed at 2 and 4.
 config.train.keep_checkpoints = 5

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ssljax import budget
 from ssljax import data
 from ssljax import defaults
 from ssljax import hosts
@@ -92,45 +93,26 @@ def test_the_studys_setup_is_its_encoder_and_projector_on_the_gpu_recipe():
 
 
 @pytest.mark.parametrize('name', methods.names())
-def test_cpu_budgets_train_the_cpu_preset_longer_probed_on_the_way(name):
+def test_cpu_budgets_train_the_cpu_preset_for_a_length_they_measure(name):
+  """Every method's budget presets are `cpu` with minutes instead of
+  epochs: a config that set its own epochs for them would silently train
+  that instead of what the budget allows."""
   cpu = config_of(name, 'cpu')
-  epochs = []
-  for preset in defaults.CPU_BUDGETS:
+  for preset, minutes in defaults.CPU_BUDGETS.items():
     config = config_of(name, preset)
-    if math.isnan(config.train.num_epochs):  # No measured rate: refused.
-      with pytest.raises(InputError, match='use_cpu_budget'):
-        validate.check(config)
-      continue
     validate.check(config)
     assert defaults.scale(preset) == 'cpu'
+    assert math.isnan(config.train.num_epochs), preset
+    assert config.train.budget_minutes == minutes
     for section in ('model', 'augment', 'method', 'optimizer'):
       assert not differing(config[section], cpu[section]), (preset, section)
     assert config.train.batch_size == cpu.train.batch_size
     assert ('multiscale_probe' in config.evals) == (
         preset in defaults.MULTISCALE_BUDGETS)
-    assert (config.evals.knn.every_epochs
-            == config.evals.linear_probe.every_epochs
-            == config.train.num_epochs / 4)
-    epochs.append(config.train.num_epochs)
-  assert epochs == sorted(set(epochs))  # Longer budgets, more epochs.
-
-
-@pytest.mark.parametrize('rate', [122, 239, 442, 503])
-def test_a_budgets_epochs_at_the_measured_rate_fit_its_training_minutes(rate):
-  for preset, minutes in defaults.CPU_BUDGETS.items():
-    config = defaults.get_config(preset)
-    defaults.use_cpu_budget(config, preset, images_per_second=rate)
-    epochs = config.train.num_epochs
-    assert epochs % 0.5 == 0
-    training = (minutes - defaults.CPU_BUDGET_OVERHEAD_MINUTES[preset]) * 60
-    seconds = epochs * 50_000 / rate  # At the rate the bench measured.
-    # Within the training minutes, but not wasting them: 0.9 of them is
-    # planned, give or take a quarter epoch.
-    assert 0.8 * training < seconds < training, (preset, rate)
-    assert config.evals.linear_probe.every_epochs == epochs / 4
-  config = defaults.get_config('cpu')
-  defaults.use_cpu_budget(config, 'cpu', images_per_second=rate)
-  assert config.train.num_epochs == 4.0  # Other presets: left alone.
+    quartered = {'knn', 'linear_probe'} if (
+        preset in defaults.MULTISCALE_BUDGETS) else set()
+    assert set(budget.quartered(config)) == quartered, preset
+  assert cpu.train.budget_minutes == 0 and cpu.train.num_epochs > 0
 
 
 def loss_inputs(train_step, state, x, h, extras):

@@ -20,11 +20,13 @@ over training), which is kept with the report, and a run whose workdir is
 gone is read back from it instead of trained again.
 """
 import collections
+import copy
 import dataclasses
 import glob
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import resource
@@ -38,6 +40,7 @@ import ml_collections
 from ml_collections import config_flags
 
 import ssljax
+from ssljax import budget
 from ssljax import cli
 from ssljax import defaults
 from ssljax import errors
@@ -126,11 +129,23 @@ def stored(run: Run) -> Stored:
   else:
     kept = (Stored(run.summary, **summary) if summary
             else Stored(run.workdir, None, record, {}))
-  if kept.results is not None and defaults.as_keyed(
-      kept.results['config']) != defaults.as_keyed(run.config):
+  if kept.results is not None and planned(kept.results) != json.dumps(
+      defaults.as_keyed(run.config), sort_keys=True):
     raise InputError(f'{kept.source} was trained with another config than '
                      'its key says; move it away.')
   return kept
+
+
+def planned(results: dict) -> str:
+  """The keyed config (`defaults.as_keyed`, as JSON) that a run with these
+  results was planned with: a budget run's config records the length it
+  chose (`ssljax.budget`), planned as NaN."""
+  config = copy.deepcopy(results['config'])
+  if results.get('budget'):
+    config['train']['num_epochs'] = math.nan
+    for name in results['budget']['quartered']:
+      config['evals'][name]['every_epochs'] = math.nan
+  return json.dumps(defaults.as_keyed(config), sort_keys=True)
 
 
 def _from_workdir(run: Run, results: dict | None, record: dict) -> Stored:
@@ -219,7 +234,7 @@ def resolve_config(config_args: list[str]) -> ml_collections.ConfigDict:
   except Exception as e:  # pylint: disable=broad-except
     raise InputError(f'{" ".join(config_args)}: {cli.one_line(e)}') from e
   validate.check(config)
-  return config
+  return budget.resolved(config)
 
 
 def plan(arms: list[Arm], seeds: list[int], preset: str, settings: list[str],

@@ -84,8 +84,10 @@ def read(workdir: str) -> list[dict]:
 
 
 def start(workdir: str, config: ml_collections.ConfigDict,
-          from_step: int | None, found: dict, allowed: bool) -> list[dict]:
-  """Appends this start to the history, writes it and config.json, and
+          from_step: int | None, found: dict, allowed: bool,
+          budget: dict | None = None) -> list[dict]:
+  """Appends this start to the history (with the plan of a budget run that
+  chose its length in it, `ssljax.budget`), writes it and config.json, and
   returns the history."""
   history = read(workdir) + [{
       'started': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
@@ -95,6 +97,7 @@ def start(workdir: str, config: ml_collections.ConfigDict,
       'config_changes': found,
       'allowed_by_flag': bool(computational(found)) and allowed,
       'config': json.loads(config.to_json_best_effort()),
+      **({'budget': budget} if budget else {}),
   }]
   jsonfile.write(os.path.join(workdir, HISTORY), history)
   jsonfile.write(os.path.join(workdir, 'config.json'), history[-1]['config'])
