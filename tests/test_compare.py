@@ -27,6 +27,7 @@ from ssljax.compare import report
 from ssljax.compare import runs
 from ssljax.compare import stats
 from ssljax.errors import InputError
+from ssljax.workdir import provenance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -464,12 +465,12 @@ def test_a_grid_is_trained_once_read_back_and_reported(tmp_path):
     record = json.load(f)
   assert record['failure'] is None and len(record['sittings']) == 1
   assert record['sittings'][0]['cpu_seconds'] > 0
-  assert record['sittings'][0]['cpu_model'] == runs.cpu_model() != ''
+  assert record['sittings'][0]['cpu_model'] == provenance.cpu_model() != ''
   report = (tmp_path / 'out' / 'tiny.md').read_text()
   assert 'All 1 runs finished.' in report
   assert f'| vicreg | 1 of 1 | {accuracy:.4f} (1 seed) |' in report
   assert f'`{workdir}`' in report
-  assert f'CPUs: {runs.cpu_model()} (1 run);' in report
+  assert f'CPUs: {provenance.cpu_model()} (1 run);' in report
   for picture in ('tiny_accuracy.png', 'tiny_training.png'):
     assert (tmp_path / 'out' / picture).stat().st_size > 1000
 
@@ -546,7 +547,7 @@ def test_only_a_failure_of_the_run_itself_is_kept_as_its_result(
   assert runs.train(run, log=io.StringIO()) == ended
   sitting = runs.last_sitting(run)
   assert sitting['ended'] == ended and not sitting['interrupted']
-  assert sitting['host'] == runs.host() and sitting['host']['cpus'] >= 1
+  assert sitting['host'] == provenance.host() and sitting['host']['cpus'] >= 1
   # What the next sitting reads: a failure is not trained again unless
   # --retry_failed; a stopped run is.
   failure = runs.stored(run).failure

@@ -28,7 +28,6 @@ import importlib.metadata
 import json
 import math
 import os
-import platform
 import resource
 import signal
 import subprocess
@@ -47,6 +46,7 @@ from ssljax import errors
 from ssljax import validate
 from ssljax.errors import InputError
 from ssljax.workdir import events
+from ssljax.workdir import provenance
 
 # Packages whose version can change a run's numbers.
 NUMERICAL_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'dm-pix', 'numpy')
@@ -305,7 +305,7 @@ def train(run: Run, log=sys.stdout) -> str:
         process.terminate()
       process.wait()  # It checkpoints and stops.
       interrupted = e
-  status, machine = process.returncode, host()
+  status, machine = process.returncode, provenance.host()
   last = next((t for t in reversed(tail) if t), 'no output')
   ended = (FINISHED if status == 0 else
            FAILED if status == errors.RUN_FAILED and not interrupted else
@@ -324,50 +324,6 @@ def train(run: Run, log=sys.stdout) -> str:
   if interrupted is not None:
     raise interrupted
   return ended
-
-
-# The vector extensions that decide the code XLA:CPU generates (and so a
-# run's last bits): /proc/cpuinfo's names.
-VECTOR_EXTENSIONS = ('avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni',
-                     'avx512_bf16', 'amx_tile', 'amx_bf16', 'amx_int8')
-
-
-def host() -> dict:
-  """What tells this machine's numbers from another's: the CPU's model name
-  (machines of one name differ, e.g. AMD EPYC generations), its family and
-  model numbers, the vector extensions it has of VECTOR_EXTENSIONS, and
-  the cores. The accelerator, where one ran, is in results.json's
-  'devices'."""
-  fields = {}
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if not line.strip():
-          break  # The first processor's block.
-        key, _, value = line.partition(':')
-        fields[key.strip()] = value.strip()
-  except OSError:
-    pass  # Not Linux.
-  flags_found = set(fields.get('flags', '').split())
-  return {'cpu_model': fields.get('model name') or cpu_model(),
-          'cpu_family': fields.get('cpu family'),
-          'cpu_model_number': fields.get('model'),
-          'vector_extensions': [e for e in VECTOR_EXTENSIONS
-                                if e in flags_found],
-          'cpus': os.cpu_count()}
-
-
-def cpu_model() -> str:
-  """The CPU's model name: machines of one host name differ in it, and so
-  in speed (and in the code XLA:CPU generates for them)."""
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass  # Not Linux.
-  return platform.processor() or platform.machine()
 
 
 def _children_cpu_seconds() -> float:

@@ -64,9 +64,9 @@ class RegionPooling:
 def default_config() -> ml_collections.ConfigDict:
   """Every stage over a 4x4 grid: 3,840 numbers for the `cpu` model
   (widths 16-128), against 6,400 for Coates et al.'s k-means features. Of
-  eight readouts measured on one checkpoint (experiments/results/
-  cpu_recipes.md) it scored best, on the test split, so its number there is
-  a selected one; the probe's own settings are `linear_probe`'s defaults."""
+  eight readouts it scored best on the validation split carved from train
+  (experiments/choose_readout.py; experiments/results/cpu_recipes.md);
+  the probe's own settings are `linear_probe`'s defaults."""
   config = linear_probe.default_config()
   config.stages = (1, 2, 3, 4)
   config.grid = 4

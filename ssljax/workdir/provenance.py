@@ -1,7 +1,7 @@
 """What a result was made with, recorded in results.json so that a number
 can be traced and rerun: the package versions, ssljax's numerics version,
-the devices, and the git revision of ssljax (with whether it had
-uncommitted changes)."""
+the devices and the machine's CPU, and the git revision of ssljax (with
+whether it had uncommitted changes)."""
 import importlib.metadata
 import os
 import platform
@@ -44,5 +44,49 @@ def record() -> dict:
           'backend': jax.default_backend(),
           'device_kind': devices[0].device_kind,
           'device_count': len(devices), 'process_count': jax.process_count(),
-          'host': platform.node(),
+          'host': platform.node(), 'machine': host(),
           'git': git_revision(os.path.dirname(os.path.abspath(__file__)))}
+
+
+# The vector extensions that decide the code XLA:CPU generates (and so a
+# run's last bits): /proc/cpuinfo's names.
+VECTOR_EXTENSIONS = ('avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni',
+                     'avx512_bf16', 'amx_tile', 'amx_bf16', 'amx_int8')
+
+
+def host() -> dict:
+  """What tells this machine's numbers from another's: the CPU's model name
+  (machines of one name differ, e.g. AMD EPYC generations), its family and
+  model numbers, the vector extensions it has of VECTOR_EXTENSIONS, and
+  the cores. The accelerator, where one ran, is in results.json's
+  'devices'."""
+  fields = {}
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if not line.strip():
+          break  # The first processor's block.
+        key, _, value = line.partition(':')
+        fields[key.strip()] = value.strip()
+  except OSError:
+    pass  # Not Linux.
+  flags_found = set(fields.get('flags', '').split())
+  return {'cpu_model': fields.get('model name') or cpu_model(),
+          'cpu_family': fields.get('cpu family'),
+          'cpu_model_number': fields.get('model'),
+          'vector_extensions': [e for e in VECTOR_EXTENSIONS
+                                if e in flags_found],
+          'cpus': os.cpu_count()}
+
+
+def cpu_model() -> str:
+  """The CPU's model name: machines of one host name differ in it, and so
+  in speed (and in the code XLA:CPU generates for them)."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass  # Not Linux.
+  return platform.processor() or platform.machine()
