@@ -4,8 +4,8 @@ A budget preset (`cpu10`, `cpu30`, `cpu120`) gives minutes
 (`config.train.budget_minutes`), not epochs: its `train.num_epochs` is NaN,
 "to be chosen". The run measures what it will spend (`Costs`): the time
 already gone (start-up, data loading), its own training step after
-compiling (a few dozen timed steps; a step's time is about constant
-through a run), the evaluations (run once on the initial encoder: they
+compiling (a few dozen timed steps; the host's speed drifts after them,
+which MARGIN leaves room for), the evaluations (run once on the initial encoder: they
 cost the same at any step, and that first one is the run's accuracy at
 time zero), and a log. `length` then fits the most training into what
 is left, and the run trains that length with a schedule built for it,
