@@ -449,8 +449,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   mesh = hosts.data_mesh()
   evals = evaluators.make_all(config)
   manager = checkpoints.manager(os.path.join(workdir, 'checkpoints'),
-                                config.train.keep_checkpoints,
-                                writer=hosts.is_main())
+                                config.train.keep_checkpoints)
   saved = saved_config(manager, workdir)
   config = budget.recorded(config, saved)
   found = resume_changes(manager, saved, config, allowed)

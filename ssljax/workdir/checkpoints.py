@@ -38,16 +38,16 @@ class Damaged(InputError):
   """A checkpoint whose state cannot be read back as it was written."""
 
 
-def manager(directory: str, keep: int | None = None,
-            writer: bool = False) -> ocp.CheckpointManager:
+def manager(directory: str, keep: int | None = None) -> ocp.CheckpointManager:
   """Orbax's manager of the checkpoints in `directory`, keeping the latest
-  `keep` (all when None). The `writer` (the run that holds the workdir's
-  lock) first removes what an unfinished save left (a full disk, a kill);
-  a reader (an evaluation beside a live run) must not."""
+  `keep` (all when None). Orbax's own removal of what an unfinished save
+  left is off: it runs in a thread beside the start (and lists the folder
+  while TFDS's test mocks redirect every path); `resume` removes it before
+  anything reads the folder, on the process that holds the workdir."""
   return ocp.CheckpointManager(
       os.path.abspath(directory),
       options=ocp.CheckpointManagerOptions(
-          max_to_keep=keep, create=True, cleanup_tmp_directories=writer),
+          max_to_keep=keep, create=True, cleanup_tmp_directories=False),
       item_handlers={STATE: ocp.StandardCheckpointHandler(),
                      RECORD: ocp.JsonCheckpointHandler()})
 
@@ -229,8 +229,8 @@ def resume(checkpoints: ocp.CheckpointManager, state
   run is refused. A half-written step that a killed save left is removed."""
   directory = str(checkpoints.directory)
   for name in os.listdir(directory) if hosts.is_main() else ():
-    if ocp.path.atomicity.TMP_DIR_SUFFIX in name:  # Orbax's own cleanup
-      shutil.rmtree(os.path.join(directory, name))  # races tfds mocks.
+    if ocp.path.atomicity.TMP_DIR_SUFFIX in name:
+      shutil.rmtree(os.path.join(directory, name))
       print(f'Note: removed {name}, a save that was cut short (never a '
             'complete checkpoint).', flush=True)
   hosts.barrier('ssljax: checkpoints cleaned')
