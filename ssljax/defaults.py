@@ -142,6 +142,7 @@ def get_config(preset: str = 'full') -> ml_collections.ConfigDict:
   config.optimizer.b2 = 0.999
   config.optimizer.warmup_epochs = 10.0
   config.optimizer.min_lr_ratio = 0.0
+  config.optimizer.decay = 'cosine'
 
   # Evaluators (`ssljax/evaluators/<name>.py`), each with its settings; all
   # run after training, and every `every_epochs` epochs where that is > 0.
@@ -234,7 +235,7 @@ def use_pretext_recipe(config: ml_collections.ConfigDict, preset: str,
 # computed before the setting existed: a config that has them at that value
 # is keyed as if it had not.
 ADDED_SINCE_KEYED = {'data.score_on': 'test', 'data.validation_size': 5000,
-                     'train.budget_minutes': 0.0}
+                     'train.budget_minutes': 0.0, 'optimizer.decay': 'cosine'}
 
 
 def as_keyed(config: dict) -> dict:

@@ -123,8 +123,8 @@ HELP = {
     'optimizer.b1': "Adam's first-moment decay",
     'optimizer.b2': "Adam's second-moment decay",
     'optimizer.warmup_epochs': 'epochs of linear warm-up',
-    'optimizer.min_lr_ratio': "the cosine schedule's end, as a share of the "
-                              'peak',
+    'optimizer.min_lr_ratio': "the schedule's end, as a share of the peak",
+    'optimizer.decay': 'the decay after warm-up: cosine, or linear',
     'evals.*.every_epochs': 'epochs between evaluations during training (0: '
                             'at the end only)',
     'eval_batch_size': 'images per call of the feature extraction',
@@ -218,7 +218,8 @@ def described(config: ml_collections.ConfigDict) -> str:
   allowed = {'method.name': methods.names(),
              'model.backbone': sorted(models.BACKBONES),
              'model.dtype': sorted(models.DTYPES),
-             'optimizer.name': sorted(optim.OPTIMIZERS)}
+             'optimizer.name': sorted(optim.OPTIMIZERS),
+             'optimizer.decay': sorted(optim.DECAYS)}
   ruled = ranged(config)
   lines = []
   for key, value in defaults.flat(config.to_dict()).items():

@@ -371,6 +371,18 @@ def test_the_header_counts_finished_runs_per_cpu_model():
   assert report.cpu_models(outcomes[3:4]) == '-'
 
 
+def test_the_header_names_the_split_the_runs_were_scored_on():
+  def scored_on(split):
+    outcome = _outcome(split, 0, 0.6)
+    outcome.results['config'] = {'data': {'score_on': split}}
+    return outcome
+  earlier = _outcome('a', 0, 0.6)  # Before data.score_on existed: test.
+  assert report.scored_split([earlier, scored_on('test')]) == 'test'
+  assert report.scored_split([scored_on('validation')]) == 'validation'
+  assert report.scored_split([earlier, scored_on('validation')]) == (
+      'test and validation')
+
+
 def test_diagnostics_are_read_at_the_last_log_and_summarised_per_arm():
   def scalars(rankme, top, trace=None):
     logged = {'collapse/feature_rankme': rankme,

@@ -39,8 +39,8 @@ DIAGNOSTICS = (
      lambda e: e[_C + 'eigenvalue_0'] / e[_C + 'trace']),
     ("C's trace", 1, lambda e: e[_C + 'trace']))
 # Curves over training: (TensorBoard tag, title).
-CURVES = (('linear_probe/test_accuracy', 'linear probe (test accuracy)'),
-          ('knn/accuracy', 'kNN (test accuracy)'),
+CURVES = (('linear_probe/test_accuracy', 'linear probe ({} accuracy)'),
+          ('knn/accuracy', 'kNN ({} accuracy)'),
           ('collapse/feature_rankme', 'RankMe of the features'))
 
 
@@ -230,7 +230,25 @@ def diagnostics_table(grouped: dict[str, list[Outcome]],
   return '\n'.join(lines)
 
 
-def accuracy_plot(path: str, grouped: dict[str, list[Outcome]]):
+def scored_split(finished: list[Outcome]) -> str:
+  """The split the finished runs were scored on (`data.score_on`): 'test'
+  (also before the setting existed), 'validation', or 'test and
+  validation' when the arms differ, which makes them incomparable."""
+  splits = sorted({o.results.get('config', {}).get('data', {}).get(
+      'score_on', 'test') for o in finished}) or ['test']
+  return ' and '.join(splits)
+
+
+SCORED_ON = {
+    'test': 'Every\naccuracy is on the full test split.',  # Its old wrap.
+    'validation': ('Every accuracy is on the validation split carved from '
+                   'the train split (`data.score_on=validation`); the test '
+                   'split was not read.'),
+}
+
+
+def accuracy_plot(path: str, grouped: dict[str, list[Outcome]],
+                  split: str = 'test'):
   """Each arm's per-seed accuracies (dots) and mean with its 95% interval
   (bar), linear probe and kNN side by side."""
   labels = list(grouped)
@@ -251,7 +269,7 @@ def accuracy_plot(path: str, grouped: dict[str, list[Outcome]]):
                     capsize=4, markersize=14,
                     label=heading if x == 0 else None)
   axis.set_xticks(range(len(labels)), labels, rotation=30, ha='right')
-  axis.set_ylabel('test accuracy')
+  axis.set_ylabel(f'{split} accuracy')
   axis.set_title('mean and 95% interval over seeds; dots: seeds')
   axis.legend()
   axis.grid(axis='y', alpha=0.3)
@@ -274,7 +292,7 @@ def trained_events(outcomes: list[Outcome]) -> dict[str, dict]:
 
 
 def training_plot(path: str, grouped: dict[str, list[Outcome]],
-                  events: dict[str, dict]) -> bool:
+                  events: dict[str, dict], split: str = 'test') -> bool:
   """Over training, mean over each arm's finished seeds: the periodic probe
   and kNN, the features' RankMe at every log, and each arm's loss terms.
   False (nothing written) when no run has trained yet."""
@@ -299,7 +317,7 @@ def training_plot(path: str, grouped: dict[str, list[Outcome]],
         steps, means = _mean_curve(curves)
         axis.plot(np.array(steps) / steps_per_epoch, means, marker='.',
                   label=label)
-    axis.set_title(title)
+    axis.set_title(title.format(split))
     axis.set_xlabel('epoch')
     axis.grid(alpha=0.3)
   axes[0][0].legend(fontsize=7)
@@ -383,13 +401,15 @@ def document(name: str, command: str, preset: str, seeds: list[int],
   `reruns` (`rerun_table`) get a section of their own."""
   grouped = by_arm(outcomes)
   finished = [o for o in outcomes if o.results is not None]
+  split = scored_split(finished)
   plots = []
   if finished:
-    accuracy_plot(os.path.join(out_dir, f'{name}_accuracy.png'), grouped)
+    accuracy_plot(os.path.join(out_dir, f'{name}_accuracy.png'), grouped,
+                  split)
     plots.append(f'![accuracy per arm]({name}_accuracy.png)')
   events = trained_events(outcomes)
   if training_plot(os.path.join(out_dir, f'{name}_training.png'), grouped,
-                   events):
+                   events, split):
     plots.append(f'![over training]({name}_training.png)')
   pictures = '\n\n'.join(plots) or 'None yet: no run has finished.'
   hosts = sorted({o.results['provenance']['host'] for o in finished})
@@ -398,6 +418,9 @@ def document(name: str, command: str, preset: str, seeds: list[int],
   left_out = (f' {others} other workdirs under the same root (other code '
               'or settings) are not in these tables.' if others else '')
   status = status_line(outcomes)
+  scored_on = SCORED_ON.get(split, f'The arms were scored on different '
+                            f'splits ({split}): their accuracies cannot be '
+                            'compared.')
   pairs = (f'each arm against {reference}' if reference else
            'every pair of arms')
   text = f"""# Comparison: {name}
@@ -407,8 +430,7 @@ runs back and trains the missing ones:
 
     {command}
 
-Preset `{preset}`, seeds {', '.join(map(str, seeds))}. {status} Every
-accuracy is on the full test split. Hosts: {', '.join(hosts) or '-'};
+Preset `{preset}`, seeds {', '.join(map(str, seeds))}. {status} {scored_on} Hosts: {', '.join(hosts) or '-'};
 CPUs: {cpu_models(outcomes)}; ssljax commits: {', '.join(commits) or '-'}.{left_out}
 
 ## Accuracy
