@@ -43,7 +43,10 @@ def validation_splits(config) -> dict:
   return data.load_splits(config)
 
 
-def choose(workdir: str, candidates=CANDIDATES) -> dict:
+def validation_features(workdir: str) -> tuple:
+  """(config, step, Features) of the latest checkpoint of `workdir`: the
+  train split less the validation images in the place of train, the
+  validation images in the place of test (`validation_splits`)."""
   config = load_config(workdir)
   splits = validation_splits(config)
   mesh, info = hosts.data_mesh(), data.describe(*splits['train'])
@@ -54,9 +57,13 @@ def choose(workdir: str, candidates=CANDIDATES) -> dict:
   encoder = features_lib.encoder(config, mesh, info)
   (train_images, train_labels), (val_images, val_labels) = (
       splits['train'], splits['test'])
-  features = evaluators.Features(
+  return config, step, evaluators.Features(
       None, train_labels, None, val_labels, train_images, val_images, state,
       encode=functools.partial(encoder.extract, state))
+
+
+def choose(workdir: str, candidates=CANDIDATES) -> dict:
+  config, step, features = validation_features(workdir)
   scores = []
   for stages, grid in candidates:
     settings = multiscale_probe.default_config()
@@ -73,7 +80,7 @@ def choose(workdir: str, candidates=CANDIDATES) -> dict:
   best = max(scores, key=lambda s: s['validation_accuracy'])
   return {'workdir': workdir, 'step': step,
           'validation_size': config.data.validation_size,
-          'trained_on': len(train_images), 'readouts': scores,
+          'trained_on': len(features.train_images), 'readouts': scores,
           'chosen': {'stages': best['stages'], 'grid': best['grid']}}
 
 
