@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -151,6 +152,51 @@ def test_every_stored_summary_is_named_by_the_key_of_what_it_records():
     assert os.path.basename(path) == (
         f"{config['method']['name']}-{config['preset']}-seed{config['seed']}"
         f'-{runs.run_key(config, numbers)}.json')
+
+
+def readme_grids() -> list[list[str]]:
+  """The arguments of every `python -m ssljax.compare` command of
+  experiments/README.md, the commands of the committed reports."""
+  with open(os.path.join(ROOT, 'experiments', 'README.md')) as f:
+    text = f.read().replace('\\\n', ' ')
+  return [shlex.split(line.split('python -m ssljax.compare', 1)[1])
+          for line in text.splitlines()
+          if 'python -m ssljax.compare --name=' in line]
+
+
+_REGENERATE = textwrap.dedent('''
+    import json, sys
+    from absl import flags
+    from ssljax.compare import __main__ as compare
+    grids, places = json.loads(sys.argv[1]), sys.argv[2:]
+    for args in grids:
+      flags.FLAGS.unparse_flags()
+      sys.argv = ['compare', *args, '--max_runs=0', *places]
+      flags.FLAGS(sys.argv)
+      compare.main()
+''')
+
+
+@pytest.mark.slow
+def test_every_committed_report_regenerates_from_the_committed_summaries(
+    tmp_path):
+  """Each report of experiments/results/ that experiments/README.md gives a
+  command for is rewritten byte for byte by that command, training
+  nothing, from the summaries committed beside it alone."""
+  grids = readme_grids()
+  assert len(grids) >= 5
+  results = os.path.join(ROOT, 'experiments', 'results')
+  shutil.copytree(os.path.join(results, runs.SUMMARIES),
+                  tmp_path / 'out' / runs.SUMMARIES)
+  subprocess.run(
+      [sys.executable, '-c', _REGENERATE, json.dumps(grids),
+       f'--root={tmp_path / "no_workdirs"}', f'--out_dir={tmp_path / "out"}'],
+      cwd=ROOT, check=True, capture_output=True, timeout=300)
+  for args in grids:
+    name = next(a for a in args if a.startswith('--name=')).split('=', 1)[1]
+    with open(os.path.join(results, f'{name}.md')) as committed:
+      assert (tmp_path / 'out' / f'{name}.md').read_text() == committed.read(
+      ), f'{name}.md does not regenerate from the committed summaries'
 
 
 def test_arms_from_the_command_line():

@@ -117,9 +117,11 @@ def main():
   others = {d for r in grid for d in glob.glob(
       f'{FLAGS.root}/{r.arm.method}-{FLAGS.preset}-seed{r.seed}-*')} - planned
   os.makedirs(FLAGS.out_dir, exist_ok=True)
-  # The grid's command: how many runs one sitting trains is not part of it.
+  # The grid's command: how many runs one sitting trains, and where the
+  # runs and the report live, are not part of it.
   command = 'python -m ssljax.compare ' + shlex.join(
-      a for a in sys.argv[1:] if not a.startswith('--max_runs'))
+      a for a in sys.argv[1:]
+      if not a.startswith(('--max_runs', '--root', '--out_dir')))
   print(report.document(
       FLAGS.name, command, FLAGS.preset, seeds(),
       [report.outcome(r, k) for r, k in zip(grid, kept)],
