@@ -242,3 +242,27 @@ def test_the_readout_is_chosen_without_reading_the_test_split(prepared,
       read.append(split), load_split(name, split, **kw))[1])
   splits = choose_readout.validation_splits(config)
   assert read == ['train'] and len(splits['test'][0]) == 5
+
+
+def test_the_proxy_sweep_is_scored_on_validation_never_on_test(tmp_path,
+                                                              monkeypatch):
+  """experiments/proxy_sweep/prepare_subset.py, what the sweep that chose
+  the `cpu` presets trains and scores on: only the train split is read,
+  and the scoring images are the carved validation split."""
+  from experiments.proxy_sweep import prepare_subset  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (40, 8, 8, 3), np.uint8)
+  labels = rng.integers(0, 10, 40).astype(np.int32)
+  read = []
+  monkeypatch.setattr(data, 'load_split', lambda name, split, **kw: (
+      read.append(split), (images, labels))[1])
+  monkeypatch.setattr(prepare_subset, 'NUM_TRAIN', 20)
+  monkeypatch.setattr(prepare_subset, 'NUM_VALIDATION', 6)
+  prepare_subset.main(str(tmp_path / 'subset.npz'))
+  assert read == ['train']
+  subset = np.load(tmp_path / 'subset.npz')
+  assert not [k for k in subset.files if 'test' in k]
+  (_, _), (val_x, val_y) = data.carve_validation(images, labels, 6)
+  np.testing.assert_array_equal(subset['validation_y'], val_y)
+  np.testing.assert_array_equal(
+      prepare_subset.encode(val_x)[1], subset['validation_len'])

@@ -4,9 +4,10 @@ Each variant (a dict of config overrides on `configs/<config>.py:<preset>`)
 trains for the same number of steps as the real CPU run would
 (num_epochs x 50000 // batch_size), with the warmup scaled to match, on the
 22k-image subset from prepare_subset.py, then runs the config's evaluators (the linear probe) on that subset and the
-5k test images. One `RESULT {json}` line
-per variant. Used to choose the `cpu` presets; the chosen presets were then
-run for real on the CPU (README).
+5k validation images carved from the train split (the test split is not in
+the subset). One `RESULT {json}` line per variant, its score `acc` the
+validation accuracy. Used to choose the `cpu` presets; the chosen presets
+were then run for real on the CPU (README).
 
   python experiments/proxy_sweep/sweep.py SUBSET.npz VARIANTS.json WORKER NUM_WORKERS
 """
@@ -70,10 +71,12 @@ def run_variant(variant, splits, mesh):
   state = train_step.initial_state()
   images = train_step.device_split(train_x)
   losses, std = [], float('nan')
+  labels = (None if train_step.model.classifier is None
+            else train_step.device_split(splits['train'][1]))
   for step in range(train_step.total_steps):
     if step % train_step.steps_per_epoch == 0:
       perm = train_step.epoch_order(state.rng, step // train_step.steps_per_epoch)
-    state, metrics = train_step.jitted(state, images, perm)
+    state, metrics = train_step.jitted(state, images, perm, labels)
     if step % 200 == 0 or step == train_step.total_steps - 1:
       losses.append(round(float(metrics['loss']), 3))
       std = float(metrics.get('normalized_embedding_std', float('nan')))
@@ -91,8 +94,10 @@ def run_variant(variant, splits, mesh):
 
 def main(subset_path, variants_path, worker, num_workers):
   subset = np.load(subset_path)
-  splits = {s: (decode(subset[f'{s}_png'], subset[f'{s}_len']), subset[f'{s}_y'])
-            for s in ('train', 'test')}
+  # The validation images in the place of the evaluators' test split.
+  splits = {role: (decode(subset[f'{s}_png'], subset[f'{s}_len']),
+                   subset[f'{s}_y'])
+            for role, s in (('train', 'train'), ('test', 'validation'))}
   mesh = hosts.data_mesh(jax.devices()[:1])
   with open(variants_path) as f:
     variants = json.load(f)
