@@ -5,7 +5,7 @@ split less the carved validation images is read (`choose_readout.
 validation_features`); no accuracy of any split is printed or used.
 
     TFDS_DATA_DIR=../shared/tensorflow_datasets python experiments/l2_grid_reach.py \\
-        --out=experiments/results/l2_grid_reach.json DIR...
+        --out=experiments/results/l2/NAME.json DIR...
 
 Prints, per run, the held-out cross-entropy at each L2 and the L2 that
 minimises it; a minimum at an end of the probe's default grid means the grid

@@ -8,14 +8,16 @@ from ssljax import optim
 from ssljax import validate
 from ssljax.errors import InputError
 
-STEPS_PER_EPOCH, TOTAL = 10, 100  # Warmup: 2 epochs, 20 steps.
+STEPS_PER_EPOCH, TOTAL = 10, 100
 
 
-def expected(decay: str, step: int, peak: float, end: float) -> float:
-  warmup = 20
+def expected(decay: str, step: int, peak: float, end: float,
+             warmup: int) -> float:
   if step < warmup:
     return peak * step / warmup
-  done = (step - warmup) / (TOTAL - warmup)
+  if warmup == TOTAL:
+    return peak
+  done = min(step - warmup, TOTAL - warmup) / (TOTAL - warmup)
   if decay == 'cosine':
     return end + (peak - end) * 0.5 * (1 + math.cos(math.pi * done))
   return peak + (end - peak) * done
@@ -23,18 +25,23 @@ def expected(decay: str, step: int, peak: float, end: float) -> float:
 
 @pytest.mark.parametrize('decay', sorted(optim.DECAYS))
 @pytest.mark.parametrize('min_lr_ratio', [0.0, 0.1])
-def test_warmup_then_decay_to_the_end_at_the_last_step(tiny_config, decay,
-                                                       min_lr_ratio):
+@pytest.mark.parametrize('warmup_epochs', [0.0, 2.0, 10.0, 12.0])
+def test_warmup_then_decay_to_the_end_at_the_last_step(
+    tiny_config, decay, min_lr_ratio, warmup_epochs):
   config = tiny_config
   config.train.batch_size = 512
-  config.optimizer.update(learning_rate=0.3, warmup_epochs=2.0,
+  config.optimizer.update(learning_rate=0.3, warmup_epochs=warmup_epochs,
                           min_lr_ratio=min_lr_ratio, decay=decay)
   schedule = optim.learning_rate_schedule(config, STEPS_PER_EPOCH, TOTAL)
   peak = 0.3 * 512 / 256  # The linear scaling rule.
-  steps = [0, 5, 19, 20, 21, 40, 60, 77, 99, 100]
+  warmup = min(int(warmup_epochs * STEPS_PER_EPOCH), TOTAL)
+  # The run takes steps 0 to TOTAL - 1; after a decay, the schedule stays
+  # at its end.
+  steps = [0, 5, 19, 20, 21, 40, 60, 77, 99, 100] + (
+      [120] if warmup < TOTAL else [])
   np.testing.assert_allclose(
       [float(schedule(s)) for s in steps],
-      [expected(decay, s, peak, peak * min_lr_ratio) for s in steps],
+      [expected(decay, s, peak, peak * min_lr_ratio, warmup) for s in steps],
       rtol=1e-5, atol=1e-7)
 
 

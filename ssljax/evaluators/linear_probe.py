@@ -188,9 +188,9 @@ def linear_probe(train_features: np.ndarray, train_labels: np.ndarray,
 def default_config() -> ml_collections.ConfigDict:
   """The L2 grid the held-out split chooses from, and L-BFGS steps per L2
   value (warm-started, preconditioned) and for the refit. The grid reaches
-  down to 1e-8: the low-rank features of short BYOL/SimSiam and pretext
-  runs chose its former end, 1e-6, and below 1e-7 the held-out
-  cross-entropy no longer moves (experiments/l2_grid_reach.py)."""
+  down to 1e-8, so that the 1e-6 that the low-rank features of short BYOL,
+  SimSiam and pretext runs choose lies inside it rather than at its end
+  (experiments/README.md, "How far the probe's L2 grid reaches")."""
   return ml_collections.ConfigDict(dict(
       every_epochs=0.0, l2_grid=(1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3,
                                  3e-3, 1e-2, 1e-1),

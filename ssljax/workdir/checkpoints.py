@@ -42,8 +42,9 @@ def manager(directory: str, keep: int | None = None) -> ocp.CheckpointManager:
   """Orbax's manager of the checkpoints in `directory`, keeping the latest
   `keep` (all when None). Orbax's own removal of what an unfinished save
   left is off: it runs in a thread beside the start (and lists the folder
-  while TFDS's test mocks redirect every path); `resume` removes it before
-  anything reads the folder, on the process that holds the workdir."""
+  while TFDS's test mocks redirect every path); `resume` removes it, on
+  the process that holds the workdir, before restoring (orbax's listing
+  of steps skips such folders)."""
   return ocp.CheckpointManager(
       os.path.abspath(directory),
       options=ocp.CheckpointManagerOptions(
