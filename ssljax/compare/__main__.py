@@ -126,9 +126,12 @@ def main():
       FLAGS.name, command, FLAGS.preset, seeds(),
       [report.outcome(r, k) for r, k in zip(grid, kept)],
       runs_lib.RANDOM_INIT.label if FLAGS.random_init else None,
-      FLAGS.out_dir, len(others), FLAGS.reference,
+      FLAGS.out_dir, FLAGS.reference,
       [(r, k, again) for r, k in zip(grid, kept)
        for again in runs_lib.reruns(r)]))
+  if others:  # Of this machine, not of the summaries: not in the report.
+    print(f'{len(others)} other workdirs under {FLAGS.root} (other code or '
+          'settings) are not in these tables.')
   stopped, failed = ended[runs_lib.STOPPED], ended[runs_lib.FAILED]
   if stopped:  # First: the same command goes on with them.
     raise InputError(

@@ -394,7 +394,7 @@ def rerun_table(reruns: list[tuple]) -> str:
 
 def document(name: str, command: str, preset: str, seeds: list[int],
              outcomes: list[Outcome], baseline: str | None, out_dir: str,
-             others: int, reference: str | None = None,
+             reference: str | None = None,
              reruns: list[tuple] = ()) -> str:
   """Writes OUT_DIR/NAME.md and its two plots; returns the Markdown. With a
   `reference` arm, the paired differences are each arm's against it;
@@ -415,8 +415,6 @@ def document(name: str, command: str, preset: str, seeds: list[int],
   hosts = sorted({o.results['provenance']['host'] for o in finished})
   commits = sorted({revision(o.results['provenance'].get('git'))
                     for o in finished})
-  left_out = (f' {others} other workdirs under the same root (other code '
-              'or settings) are not in these tables.' if others else '')
   status = status_line(outcomes)
   scored_on = SCORED_ON.get(split, f'The arms were scored on different '
                             f'splits ({split}): their accuracies cannot be '
@@ -431,7 +429,7 @@ runs back and trains the missing ones:
     {command}
 
 Preset `{preset}`, seeds {', '.join(map(str, seeds))}. {status} {scored_on} Hosts: {', '.join(hosts) or '-'};
-CPUs: {cpu_models(outcomes)}; ssljax commits: {', '.join(commits) or '-'}.{left_out}
+CPUs: {cpu_models(outcomes)}; ssljax commits: {', '.join(commits) or '-'}.
 
 ## Accuracy
 
