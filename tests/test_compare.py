@@ -144,11 +144,13 @@ def test_every_stored_summary_is_named_by_the_key_of_what_it_records():
   for path in paths:
     with open(path) as f:
       results = json.load(f)['results']
+    if results is None:  # A failed run's keeps its command, not a config.
+      continue
     versions = results['provenance']['packages']
     # Runs recorded before provenance kept the version were made at 1.
     numbers = {'ssljax': results['provenance'].get('numerics_version', 1), **{
         name: versions[name] for name in runs.NUMERICAL_PACKAGES}}
-    config = results['config']
+    config = json.loads(runs.planned(results))  # A budget run's as planned.
     assert os.path.basename(path) == (
         f"{config['method']['name']}-{config['preset']}-seed{config['seed']}"
         f'-{runs.run_key(config, numbers)}.json')
