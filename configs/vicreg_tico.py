@@ -10,8 +10,10 @@ comment), so a long run at these rates is worth watching early (`train/loss`),
 with a lower `optimizer.learning_rate` the remedy if it diverges.
 
 Defaults of the covariance term: raw z (normalize=False), z1 only
-(both_branches=False), nu = 0.01, chosen by `experiments/hybrid_defaults.sh`
-(experiments/results/hybrid_defaults.md has the table). With normalised z
+(both_branches=False), nu = 0.01, chosen on the validation split by
+`experiments/hybrid_defaults.sh` (experiments/results/hybrid_defaults.md)
+and, nu against 0.03, by a seeded comparison (experiments/README.md, "The
+hybrid's nu on validation"). With normalised z
 the term is blind to the scale of z while VICReg's MSE rewards shrinking it,
 so samples of small norm get huge gradients and a large nu diverges; on raw
 z the term also holds the scale (it grows as |z|^4). z C z grows like
