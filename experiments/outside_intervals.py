@@ -26,9 +26,7 @@ def main(report: str):
   with open(report) as f:
     command = re.search(r'python -m ssljax\.compare (.*)', f.read())[1]
   flags.FLAGS(['compare', *shlex.split(command), '--max_runs=0'])
-  grid = runs.plan(compare.arms(), compare.seeds(), flags.FLAGS.preset,
-                   flags.FLAGS.set, flags.FLAGS.root, flags.FLAGS.configs_dir,
-                   flags.FLAGS.out_dir)
+  grid = compare.runs_of_flags()
   print(f'{report}, 95% intervals: over the seeds on this test set | with '
         "the test set's sampling error too\n")
   print('| arm | ' + ' | '.join(f'{name}: seeds | with test sampling'

@@ -6,10 +6,8 @@ import math
 import os
 
 import pytest
-import tensorflow_datasets as tfds
 
 from ssljax import budget
-from ssljax import train
 from ssljax import validate
 from ssljax.errors import InputError
 
@@ -91,6 +89,10 @@ def test_a_length_to_choose_without_a_budget_is_refused(tiny_config):
 @pytest.mark.slow
 def test_a_budget_run_records_its_length_and_resumes_with_it(
     tiny_config, tmp_path, capsys, monkeypatch):
+  # Here, not at the top: the training stack imports TensorFlow, which every
+  # fast tier's worker would otherwise load (5 s) to collect this file.
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from ssljax import train  # pylint: disable=g-import-not-at-top
   # 50 of the minute gone when the length is chosen: a few seconds, and
   # a few steps, are left.
   monkeypatch.setattr(budget, 'process_seconds', lambda: 50.0)

@@ -501,10 +501,24 @@ def _compare(tmp_path, *flags):
     # Both would train in one workdir and count twice in every statistic.
     ('--seeds=0,1,0', '--seeds=0,1,0 names a seed more than once'),
 ])
-def test_a_bad_reference_or_seeds_are_refused_before_anything_runs(
-    tmp_path, flag, message):
-  refused = _compare(tmp_path, flag)
-  assert refused.returncode == 75 and message in refused.stderr
+def test_a_bad_reference_or_seeds_are_named(flag, message):
+  from ssljax.compare import __main__ as compare  # pylint: disable=g-import-not-at-top
+  name, value = flag[2:].split('=')
+  given = {'method_names': ['vicreg'], 'variants': [], 'random_init': False,
+           'reference': None, 'seeds': ['0']}
+  given[name] = value.split(',') if name == 'seeds' else value
+  with pytest.raises(InputError) as raised:
+    compare.seeds(given.pop('seeds'))
+    compare.arms(**given)
+  assert message in str(raised.value)
+
+
+def test_a_refused_grid_exits_75_and_writes_nothing(tmp_path):
+  """In a process of its own for the exit status and what is not written
+  (the messages: above)."""
+  refused = _compare(tmp_path, '--seeds=0,1,0')
+  assert refused.returncode == 75, refused.stderr
+  assert 'names a seed more than once' in refused.stderr
   assert not (tmp_path / 'runs').exists()
 
 

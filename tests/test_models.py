@@ -81,21 +81,25 @@ def test_predictor_and_simsiam_projector_heads():
   config.model.predictor_widths = (8, 24)
   model = models.create_model(config)
   x = jax.random.normal(jax.random.PRNGKey(1), (6, 32, 32, 3))
-  # Jitted: a ResNet's ops one by one compile slower than the whole.
-  variables = jax.jit(functools.partial(model.init, train=False))(
-      jax.random.PRNGKey(0), x)
-  (_, z, p), _ = jax.jit(functools.partial(
-      model.apply, train=True, mutable=['batch_stats']))(variables, x)
+
+  @jax.jit  # One program: a ResNet's ops one by one compile slower.
+  def run(x):
+    variables = model.init(jax.random.PRNGKey(0), x, train=False)
+    (_, z, p), _ = model.apply(variables, x, train=True,
+                               mutable=['batch_stats'])
+    # BYOL's target path, `project`, is the projector after the encoder.
+    z_only = model.apply(variables, x, train=False,
+                         method=models.SSLModel.project)
+    _, z_full, _ = model.apply(variables, x, train=False)
+    return variables, z, p, z_only, z_full
+
+  variables, z, p, z_only, z_full = run(x)
   assert z.shape == (6, 24) and p.shape == (6, 24)
   # SimSiam's projector ends in an affine-free BatchNorm: in training mode each
   # output dimension has zero mean and unit variance over the batch.
   np.testing.assert_allclose(np.mean(z, 0), 0, atol=1e-5)
   np.testing.assert_allclose(np.var(z, 0), 1, rtol=1e-3)
   assert 'bias' in variables['params']['predictor']['Dense_1']  # BYOL's.
-  # BYOL's target path, `project`, is the projector after the encoder.
-  z_only, (_, z_full, _) = jax.jit(lambda v, x: (
-      model.apply(v, x, train=False, method=models.SSLModel.project),
-      model.apply(v, x, train=False)))(variables, x)
   np.testing.assert_allclose(z_only, z_full, rtol=1e-6)
 
 

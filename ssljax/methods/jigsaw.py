@@ -68,11 +68,22 @@ def permutation_set(num: int) -> np.ndarray:
         f'config.method.num_permutations={num} must be between 2 and 9! = '
         f'{math.factorial(NUM_TILES)}; the paper uses 100 to 1000.')
   every = np.array(list(itertools.permutations(range(NUM_TILES))), np.int8)
+  # Position k of every permutation in one contiguous row: the distances to
+  # one permutation are then 9 passes over 9! bytes (30x faster than along
+  # rows, which made the paper's 1,000 take 12 s).
+  positions = np.ascontiguousarray(every.T)
+
+  def distances(perm):
+    count = np.zeros(len(every), np.uint8)
+    for k, tile in enumerate(perm):
+      count += positions[k] != tile
+    return count
+
   chosen = [0]
-  nearest = np.sum(every != every[0], axis=1)
+  nearest = distances(every[0])
   for _ in range(num - 1):
     chosen.append(int(np.argmax(nearest)))
-    nearest = np.minimum(nearest, np.sum(every != every[chosen[-1]], axis=1))
+    nearest = np.minimum(nearest, distances(every[chosen[-1]]))
   return every[chosen].astype(np.int32)
 
 
