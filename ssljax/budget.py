@@ -5,9 +5,9 @@ A budget preset (`cpu10`, `cpu30`, `cpu120`) gives minutes
 "to be chosen". The run measures what it will spend (`Costs`): the time
 already gone (start-up, data loading), its own training step after
 compiling (a few dozen timed steps; the host's speed drifts after them,
-which MARGIN leaves room for), the evaluations (run once on the initial encoder: they
-cost the same at any step, and that first one is the run's accuracy at
-time zero), and a log. `length` then fits the most training into what
+which MARGIN leaves room for), the evaluations (run once on the initial
+encoder: they cost the same at any step, and that first one is the run's
+accuracy at time zero), and a log. `length` then fits the most training into what
 is left, and the run trains that length with a schedule built for it,
 recorded as `train.num_epochs` in the config of its checkpoints,
 history.json and results.json: a resume takes the recorded length (`recorded`),

@@ -502,14 +502,13 @@ def _compare(tmp_path, *flags):
     ('--seeds=0,1,0', '--seeds=0,1,0 names a seed more than once'),
 ])
 def test_a_bad_reference_or_seeds_are_named(flag, message):
-  from ssljax.compare import __main__ as compare  # pylint: disable=g-import-not-at-top
   name, value = flag[2:].split('=')
   given = {'method_names': ['vicreg'], 'variants': [], 'random_init': False,
            'reference': None, 'seeds': ['0']}
   given[name] = value.split(',') if name == 'seeds' else value
   with pytest.raises(InputError) as raised:
-    compare.seeds(given.pop('seeds'))
-    compare.arms(**given)
+    runs.seeds(given.pop('seeds'))
+    runs.arms(**given)
   assert message in str(raised.value)
 
 

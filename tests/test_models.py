@@ -1,5 +1,4 @@
 """Encoder architectures: shapes and parameter counts of the published nets."""
-import functools
 
 import jax
 import jax.numpy as jnp

@@ -64,42 +64,12 @@ flags.DEFINE_bool('retry_failed', False, 'Train failed runs again (by '
 flags.mark_flags_as_required(['name', 'preset'])
 
 
-def arms(method_names: list[str], variants: list[str], random_init: bool,
-         reference: str | None) -> list[runs_lib.Arm]:
-  """The arms of --methods, --variant and --random_init; refused if two share
-  a label or --reference names none of them."""
-  found = [runs_lib.Arm(m, m) for m in method_names]
-  found += [runs_lib.parse_arm(v) for v in variants]
-  if random_init:
-    found.append(runs_lib.RANDOM_INIT)
-  labels = [a.label for a in found]
-  if len(set(labels)) != len(labels):
-    raise InputError(f'Arm labels must differ; got {labels}.')
-  if reference is not None and reference not in labels:
-    raise InputError(f'--reference={reference} is not an arm; the '
-                     f'arms are {labels}.')
-  return found
-
-
-def seeds(texts: list[str]) -> list[int]:
-  """The seeds of --seeds, each once: a seed given twice would train in one
-  workdir and count twice in every mean, interval and paired test."""
-  try:
-    found = [int(s) for s in texts]
-  except ValueError as e:
-    raise InputError(f'--seeds={",".join(texts)} must be integers, '
-                     'e.g. --seeds=0,1,2.') from e
-  if len(set(found)) != len(found):
-    raise InputError(f'--seeds={",".join(texts)} names a seed more '
-                     'than once; give each seed once, e.g. --seeds=0,1,2.')
-  return found
-
-
 def runs_of_flags() -> list[runs_lib.Run]:
   """The runs the flags name."""
   return runs_lib.plan(
-      arms(FLAGS.methods, FLAGS.variant, FLAGS.random_init, FLAGS.reference),
-      seeds(FLAGS.seeds), FLAGS.preset, FLAGS.set, FLAGS.root,
+      runs_lib.arms(FLAGS.methods, FLAGS.variant, FLAGS.random_init,
+                    FLAGS.reference),
+      runs_lib.seeds(FLAGS.seeds), FLAGS.preset, FLAGS.set, FLAGS.root,
       FLAGS.configs_dir, FLAGS.out_dir)
 
 
@@ -133,7 +103,7 @@ def main():
       a for a in sys.argv[1:]
       if not a.startswith(('--max_runs', '--root', '--out_dir')))
   print(report.document(
-      FLAGS.name, command, FLAGS.preset, seeds(FLAGS.seeds),
+      FLAGS.name, command, FLAGS.preset, runs_lib.seeds(FLAGS.seeds),
       [report.outcome(r, k) for r, k in zip(grid, kept)],
       runs_lib.RANDOM_INIT.label if FLAGS.random_init else None,
       FLAGS.out_dir, FLAGS.reference,

@@ -247,8 +247,7 @@ SCORED_ON = {
 }
 
 
-def accuracy_plot(path: str, grouped: dict[str, list[Outcome]],
-                  split: str = 'test'):
+def accuracy_plot(path: str, grouped: dict[str, list[Outcome]], split: str):
   """Each arm's per-seed accuracies (dots) and mean with its 95% interval
   (bar), linear probe and kNN side by side."""
   labels = list(grouped)
@@ -292,7 +291,7 @@ def trained_events(outcomes: list[Outcome]) -> dict[str, dict]:
 
 
 def training_plot(path: str, grouped: dict[str, list[Outcome]],
-                  events: dict[str, dict], split: str = 'test') -> bool:
+                  events: dict[str, dict], split: str) -> bool:
   """Over training, mean over each arm's finished seeds: the periodic probe
   and kNN, the features' RankMe at every log, and each arm's loss terms.
   False (nothing written) when no run has trained yet."""

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import resource
-import signal
 import subprocess
 import sys
 import time
@@ -197,6 +196,37 @@ def parse_arm(text: str) -> Arm:
                      '...", e.g. --variant="beta 0:vicreg_tico '
                      'method.beta=0.0".')
   return Arm(label.strip(), words[0], tuple(words[1:]))
+
+
+def arms(method_names: list[str], variants: list[str], random_init: bool,
+         reference: str | None) -> list[Arm]:
+  """The arms of --methods, --variant and --random_init; refused if two share
+  a label or --reference names none of them."""
+  found = [Arm(m, m) for m in method_names]
+  found += [parse_arm(v) for v in variants]
+  if random_init:
+    found.append(RANDOM_INIT)
+  labels = [a.label for a in found]
+  if len(set(labels)) != len(labels):
+    raise InputError(f'Arm labels must differ; got {labels}.')
+  if reference is not None and reference not in labels:
+    raise InputError(f'--reference={reference} is not an arm; the '
+                     f'arms are {labels}.')
+  return found
+
+
+def seeds(texts: list[str]) -> list[int]:
+  """The seeds of --seeds, each once: a seed given twice would train in one
+  workdir and count twice in every mean, interval and paired test."""
+  try:
+    found = [int(s) for s in texts]
+  except ValueError as e:
+    raise InputError(f'--seeds={",".join(texts)} must be integers, '
+                     'e.g. --seeds=0,1,2.') from e
+  if len(set(found)) != len(found):
+    raise InputError(f'--seeds={",".join(texts)} names a seed more '
+                     'than once; give each seed once, e.g. --seeds=0,1,2.')
+  return found
 
 
 def numerics() -> dict:
