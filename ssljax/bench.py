@@ -108,7 +108,10 @@ def matmul_ceiling(dtype, size=None, repeats=5) -> float:
 
 
 def run(config, steps: int = 5, repeats: int = 5,
-        probe_examples: int = 50000) -> dict:
+        probe_examples: int = 50000, matmul_size: int | None = None) -> dict:
+  """The timings, FLOPs and memory of `config`'s step and each of its
+  stages, of the probes on `probe_examples` and of a square product of
+  `matmul_size` (`matmul_ceiling`'s default: None)."""
   batch = config.train.batch_size
   host_images = np.random.default_rng(0).integers(
       0, 256, (8 * batch, 32, 32, 3), np.uint8)  # An epoch of 8 steps.
@@ -181,7 +184,7 @@ def run(config, steps: int = 5, repeats: int = 5,
 
   # The roofline, feature extraction and the probe.
   dtype = models.compute_dtype(config.model.dtype)
-  results['matmul_flops_per_second'] = matmul_ceiling(dtype)
+  results['matmul_flops_per_second'] = matmul_ceiling(dtype, matmul_size)
   many = np.random.default_rng(1).integers(
       0, 256, (probe_examples, 32, 32, 3), np.uint8)
   encoder = features_lib.encoder(config, mesh, info)

@@ -12,7 +12,8 @@ from ssljax import bench
 @pytest.mark.slow
 def test_bench_reports_every_stage(tiny_config_of):
   config = tiny_config_of('byol')  # Predictor and target network: all paths.
-  results = bench.run(config, steps=1, repeats=2, probe_examples=64)
+  results = bench.run(config, steps=1, repeats=2, probe_examples=64,
+                      matmul_size=256)
   for name in ('train_step', 'augment', 'encoder_fwd_bwd', 'heads_loss_update',
                'diagnostics'):
     median, low, high = results[name]
