@@ -1,5 +1,5 @@
-"""Datasets (CIFAR-10, any TFDS image dataset, a folder of images) as uint8
-arrays that live on the devices.
+"""Datasets (CIFAR-10, any TFDS image dataset, a folder of images, the
+unpacked arrays of one) as uint8 arrays that live on the devices.
 
 At CIFAR scale the whole split fits in device memory (150 MB), so we load each
 split once, keep it there (its rows divided over the devices,
@@ -137,13 +137,12 @@ def _checksum(array: np.ndarray) -> str:
   return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
 
 
-def read_array_cache(folder: str
-                     ) -> tuple[np.ndarray, np.ndarray | None] | None:
-  """(images, labels or None) from `folder`, each checked against the
-  checksum written with it; None where it is not there, or (with a note)
-  damaged."""
+def checked_arrays(folder: str) -> tuple[dict | None, list[str]]:
+  """({part: array}, []) of a folder `write_array_cache` wrote, each array
+  checked against the checksum written with it; (None, what is wrong)
+  where it is not there, damaged or unreadable."""
   if not os.path.exists(os.path.join(folder, 'checksums.json')):
-    return None
+    return None, [f'no {os.path.join(folder, "checksums.json")}']
   try:
     with open(os.path.join(folder, 'checksums.json')) as f:
       expected = json.load(f)
@@ -152,12 +151,48 @@ def read_array_cache(folder: str
     damaged = [part for part, array in arrays.items()
                if _checksum(array) != expected[part]]
   except (OSError, ValueError) as e:
-    damaged = [f'unreadable: {e}']
-  if damaged or 'images' not in expected:
+    return None, [f'unreadable: {e}']
+  if 'images' not in expected:
+    damaged.append('no images')
+  return (None if damaged else arrays), damaged
+
+
+def read_array_cache(folder: str
+                     ) -> tuple[np.ndarray, np.ndarray | None] | None:
+  """(images, labels or None) from the cache entry `folder`; None where it
+  is not there, or (with a note, and removed) damaged."""
+  if not os.path.exists(os.path.join(folder, 'checksums.json')):
+    return None
+  arrays, damaged = checked_arrays(folder)
+  if arrays is None:
     print(f'Note: the cached arrays in {folder} are damaged ({damaged}); '
           'decoding the prepared dataset again.', flush=True)
     shutil.rmtree(folder, ignore_errors=True)
     return None
+  return arrays['images'], arrays.get('labels')
+
+
+# `config.data.name` 'arrays:PATH': the arrays of a dataset prepared on
+# another machine, put together by `python -m ssljax.pack --unpack`; read
+# without TFDS or TensorFlow.
+ARRAYS_PREFIX = 'arrays:'
+
+
+def arrays_path(name: str) -> str | None:
+  """The folder `config.data.name` names with ARRAYS_PREFIX, else None."""
+  return (os.path.expanduser(name[len(ARRAYS_PREFIX):])
+          if name.startswith(ARRAYS_PREFIX) else None)
+
+
+def load_arrays(folder: str, split: str
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+  """(images, labels or None) of `split` from an unpacked folder, checked."""
+  arrays, wrong = checked_arrays(os.path.join(folder, split))
+  if arrays is None:
+    raise DatasetDamagedError(
+        f'The {split} split in {folder} cannot be read ({"; ".join(wrong)}). '
+        'Put it together again: python -m ssljax.pack --unpack '
+        f'--parts=PARTS --arrays={folder}; nothing was started.')
   return arrays['images'], arrays.get('labels')
 
 
@@ -321,11 +356,14 @@ def load_splits(config) -> dict:
   if config.data.score_on not in SCORED_SPLITS:
     raise InputError(f'config.data.score_on={config.data.score_on!r}; '
                      f'allowed values: {list(SCORED_SPLITS)}.')
-  read = (functools.partial(image_folder.load_split, config.data.name)
-          if image_folder.path_of(config.data.name) else functools.partial(
-              load_split, config.data.name,
-              data_dir=config.data.data_dir or None,
-              download=config.data.download))
+  if image_folder.path_of(config.data.name):
+    read = functools.partial(image_folder.load_split, config.data.name)
+  elif arrays_path(config.data.name):
+    read = functools.partial(load_arrays, arrays_path(config.data.name))
+  else:
+    read = functools.partial(load_split, config.data.name,
+                             data_dir=config.data.data_dir or None,
+                             download=config.data.download)
   if config.data.score_on == 'test':
     return {split: read(split) for split in ('train', 'test')}
   train, validation = carve_validation(*read('train'),
@@ -357,11 +395,16 @@ def class_names(name: str, data_dir: str | None, num_classes: int
   """The names of the dataset's classes, from its prepared TFDS metadata (no
   data is read) or a folder's class sub-folders; the class numbers as text
   where there are none."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   try:
-    names = (image_folder.class_names(name) if image_folder.path_of(name)
-             else tfds.builder(name, data_dir=data_dir_in_use(data_dir))
-             .info.features['label'].names)
+    if image_folder.path_of(name):
+      names = image_folder.class_names(name)
+    elif arrays_path(name):
+      with open(os.path.join(arrays_path(name), 'dataset.json')) as f:
+        names = json.load(f)['class_names']
+    else:
+      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+      names = tfds.builder(name, data_dir=data_dir_in_use(
+          data_dir)).info.features['label'].names
   except Exception:  # pylint: disable=broad-except
     names = []
   return list(names) if len(names) == num_classes else [

@@ -74,7 +74,8 @@ RULES = (
 HELP = {
     'preset': 'the preset the config file was read with',
     'seed': 'seeds the initialisation, the augmentations and the data order',
-    'data.name': 'a TFDS image dataset, or folder:PATH of your own images',
+    'data.name': 'a TFDS image dataset, folder:PATH of your own images, or '
+                 'arrays:PATH unpacked by `python -m ssljax.pack`',
     'data.data_dir': "where TFDS looks ('': $TFDS_DATA_DIR, else "
                      '~/tensorflow_datasets)',
     'data.download': 'let TFDS download and prepare a missing dataset',
