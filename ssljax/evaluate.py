@@ -141,9 +141,8 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   state, _ = checkpoints.restore(
       manager, step_lib.build(config, mesh, info).initial_state(), step)
   # Here: a bad flag or workdir is reported before TensorFlow (clu) loads.
-  from clu import metric_writers  # pylint: disable=g-import-not-at-top
-  writer = metric_writers.create_default_writer(
-      os.path.join(workdir, 'eval'), just_logging=False)
+  from ssljax.workdir import writer as writer_lib  # pylint: disable=g-import-not-at-top
+  writer = writer_lib.create(os.path.join(workdir, 'eval'))
   record = evaluators.record(
       writer, workdir, step, evaluators.evaluate(
           features_lib.encoder(config, mesh, info), state, splits, evals),

@@ -15,8 +15,6 @@ import os
 import signal
 import time
 
-from clu import metric_writers
-from clu import periodic_actions
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -40,6 +38,7 @@ from ssljax.workdir import history as history_lib
 from ssljax.workdir import jsonfile
 from ssljax.workdir import lock
 from ssljax.workdir import provenance
+from ssljax.workdir import writer as writer_lib
 
 
 class TrainingDiverged(errors.RunFailed):
@@ -244,7 +243,7 @@ class CollapseWatch:
 
   def __init__(self, encoder: features_lib.Encoder, test_images: np.ndarray,
                config: ml_collections.ConfigDict,
-               writer: metric_writers.MetricWriter):
+               writer):
     self.encoder, self.config, self.writer = encoder, config, writer
     self.views = (encoder.held_out_views(test_images[:config.num_images])
                   if config.num_images else None)
@@ -279,7 +278,7 @@ class Log:
   first), the collapse watch, and the console's progress line."""
 
   def __init__(self, interval: IntervalMetrics, watch: CollapseWatch,
-               writer: metric_writers.MetricWriter,
+               writer,
                train_step: step_lib.TrainStep, progress: console.Progress):
     self.interval, self.watch, self.writer = interval, watch, writer
     self.progress = progress
@@ -344,7 +343,7 @@ class Evaluation:
   events): `evaluators.evaluate` and `evaluators.record`."""
 
   def __init__(self, evals: dict, encoder: features_lib.Encoder,
-               splits: dict, writer: metric_writers.MetricWriter,
+               splits: dict, writer,
                workdir: str):
     self.evals, self.encoder, self.splits = evals, encoder, splits
     self.writer, self.workdir = writer, workdir
@@ -359,16 +358,15 @@ class Evaluation:
     return evaluators.record(self.writer, self.workdir, step, results, chosen)
 
   def periodic(self, schedule: dict[int, list[str]],
-               interval: IntervalMetrics) -> periodic_actions.PeriodicAction:
-    """The evaluations of `schedule` ({step: names}), as clu's periodic
-    action, their time left out of the training time."""
-    def run(step, t, state):
-      del t  # Its own time is measured.
-      start = time.time()
-      self(schedule[step], state, step)
-      interval.exclude(time.time() - start)
-    return periodic_actions.PeriodicCallback(on_steps=schedule,
-                                             callback_fn=run)
+               interval: IntervalMetrics):
+    """(step, state) -> None: the evaluations of `schedule` ({step: names})
+    at their steps, their time left out of the training time."""
+    def run(step, state):
+      if step in schedule:
+        start = time.time()
+        self(schedule[step], state, step)
+        interval.exclude(time.time() - start)
+    return run
 
 
 def stopped(stops: list, step: int, directory) -> Stopped:
@@ -462,8 +460,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                      'probe; pass --config.model.online_probe=False.')
   info = data.describe(train_images, train_labels)
   encoder = features_lib.encoder(config, mesh, info)
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=not hosts.is_main())
+  writer = writer_lib.create(workdir, just_logging=not hosts.is_main())
   watch = CollapseWatch(encoder, test_images, config.collapse, writer)
   evaluate = Evaluation(evals, encoder, splits, writer, workdir)
   plan = None
@@ -491,15 +488,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     log = Log(interval, watch, writer, train_step, bar)
     evaluations = evaluate.periodic(evaluation_schedule(
         config, train_step.steps_per_epoch, train_step.total_steps), interval)
-    progress = periodic_actions.ReportProgress(
-        num_train_steps=train_step.total_steps, writer=writer)
     with stop_requests() as stops:  # Only between steps.
       while step < train_step.total_steps:
         state, metrics = train_step.jitted(
             state, device_images, order(step, state.rng), device_labels)
         step += 1
         interval.add(metrics, step)
-        progress(step, time.time())
         bar.update(step)
         stopping = stop_agreed(stops, step, config.train.log_every_steps)
         checkpoint_now = (step % config.train.checkpoint_every_steps == 0
@@ -511,7 +505,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if stopping:
           manager.wait_until_finished()
           raise stopped(stops, step, manager.directory)
-        evaluations(step, time.time(), state=state)
+        evaluations(step, state)
       manager.wait_until_finished()
     evaluation = evaluate(list(evals), state, step) if evals else {}
   except BaseException as e:

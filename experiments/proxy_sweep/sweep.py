@@ -16,17 +16,6 @@ import io
 import json
 import sys
 import time
-import types
-
-# The accelerator image this ran on has no clu (nor TensorFlow, which clu's
-# writers import); the sweep writes no TensorBoard events, so stub it.
-try:
-  import clu  # pylint: disable=unused-import
-except ImportError:
-  for name in ('clu', 'clu.metric_writers', 'clu.periodic_actions'):
-    sys.modules[name] = types.ModuleType(name)
-  sys.modules['clu'].metric_writers = sys.modules['clu.metric_writers']
-  sys.modules['clu'].periodic_actions = sys.modules['clu.periodic_actions']
 
 import jax
 import numpy as np

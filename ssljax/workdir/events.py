@@ -1,5 +1,7 @@
 """A workdir's TensorBoard scalars, read back for reports and plots: the
-training run's own (DIR) and those of `ssljax.evaluate` (DIR/eval)."""
+training run's own (DIR) and those of `ssljax.evaluate` (DIR/eval), as
+TensorFlow's summaries write them (tensors) or tensorboardX does (simple
+values: `ssljax.workdir.writer` without TensorFlow)."""
 import os
 
 from tensorboard.backend.event_processing import event_accumulator
@@ -14,7 +16,8 @@ def scalar_events(workdir: str) -> dict:
     if not os.path.isdir(directory):
       continue
     events = event_accumulator.EventAccumulator(
-        directory, size_guidance={event_accumulator.TENSORS: 0})
+        directory, size_guidance={event_accumulator.TENSORS: 0,
+                                  event_accumulator.SCALARS: 0})
     events.Reload()
     for tag in events.Tags()['tensors']:
       for event in events.Tensors(tag):
@@ -22,4 +25,7 @@ def scalar_events(workdir: str) -> dict:
         if value.ndim == 0 and value.dtype.kind == 'f':
           found.setdefault(tag, []).append(
               (event.wall_time, event.step, float(value)))
+    for tag in events.Tags()['scalars']:
+      found.setdefault(tag, []).extend(
+          (e.wall_time, e.step, float(e.value)) for e in events.Scalars(tag))
   return found

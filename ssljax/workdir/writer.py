@@ -1,0 +1,75 @@
+"""The TensorBoard writer of a run (DIR) and of `ssljax.evaluate` (DIR/eval).
+
+Where TensorFlow is installed, clu's default writer: its summaries, and the
+values in the log. Where it is not (an accelerator's image has JAX but not
+TensorFlow, and clu's writers import it), `EventWriter` writes the same
+kinds of events with tensorboardX, which needs only protobuf; TensorBoard
+and `ssljax.workdir.events` read both.
+"""
+import numpy as np
+from absl import logging
+
+
+def create(logdir: str, just_logging: bool = False):
+  """clu's default writer for `logdir` where TensorFlow imports, else an
+  EventWriter. `just_logging`: values to the log only (the processes other
+  than 0 of a multi-host run)."""
+  try:
+    from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  except ImportError:  # No TensorFlow.
+    return EventWriter(logdir, just_logging)
+  return metric_writers.create_default_writer(logdir,
+                                              just_logging=just_logging)
+
+
+class EventWriter:
+  """The methods of clu's MetricWriter that ssljax calls, on tensorboardX,
+  each value also logged as clu's LoggingWriter does."""
+
+  def __init__(self, logdir: str, just_logging: bool = False):
+    self._events = None
+    if not just_logging:
+      import tensorboardX  # pylint: disable=g-import-not-at-top
+      self._events = tensorboardX.SummaryWriter(logdir, flush_secs=30)
+
+  def write_scalars(self, step: int, scalars: dict):
+    logging.info('[%d] %s', step, ', '.join(
+        f'{k}={float(v):.6g}' for k, v in scalars.items()))
+    if self._events:
+      for key, value in scalars.items():
+        self._events.add_scalar(key, float(value), step)
+
+  def write_images(self, step: int, images: dict):
+    """{tag: [N, H, W, C] images, floats in [0, 1] or uint8}."""
+    if self._events:
+      for key, value in images.items():
+        self._events.add_images(key, np.asarray(value), step,
+                                dataformats='NHWC')
+
+  def write_histograms(self, step: int, arrays: dict):
+    if self._events:
+      for key, value in arrays.items():
+        self._events.add_histogram(key, np.asarray(value), step)
+
+  def write_texts(self, step: int, texts: dict):
+    for key, value in texts.items():
+      logging.info('[%d] %s: %s', step, key, value)
+      if self._events:
+        self._events.add_text(key, value, step)
+
+  def write_hparams(self, hparams: dict):
+    """As TensorBoard's HParams tab reads them, in this run's own events
+    (tensorboardX's add_hparams would start a run of its own)."""
+    logging.info('hparams: %s', hparams)
+    if self._events:
+      from tensorboardX import summary  # pylint: disable=g-import-not-at-top
+      for part in summary.hparams(hparams, {}):
+        self._events.file_writer.add_summary(part)
+
+  def flush(self):
+    if self._events:
+      self._events.flush()
+
+  def close(self):
+    if self._events:
+      self._events.close()
