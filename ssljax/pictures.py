@@ -1,16 +1,25 @@
 """Pictures of an evaluation, drawn with matplotlib as uint8 RGB arrays
 [H, W, 3], which `ssljax.evaluate` saves as PNG and every writer sends to
-TensorBoard as images."""
+TensorBoard as images. Where matplotlib is not installed (an accelerator's
+image may lack it) each picture is None and is left out; the numbers are
+written all the same."""
+import functools
 import io
 
 import numpy as np
 
 
+@functools.cache
 def pyplot():
   """matplotlib's pyplot, rendering to memory (no display), loaded at the
-  first picture: a command refused at its start need not spend 0.4 s on
-  it."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  first picture (a command refused at its start need not spend 0.4 s on
+  it); None, said once, where matplotlib is not installed."""
+  try:
+    import matplotlib  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    print('Note: matplotlib is not installed; the evaluations are written '
+          'without their pictures.', flush=True)
+    return None
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   return plt
@@ -33,12 +42,14 @@ def save_png(path: str, image: np.ndarray):
   plt.imsave(path, image)
 
 
-def spectrum(curves: dict[str, np.ndarray], title: str) -> np.ndarray:
+def spectrum(curves: dict[str, np.ndarray], title: str) -> np.ndarray | None:
   """Each curve's singular values (or eigenvalues), largest first, divided
   by the largest, on a log scale: a flat curve is a spread representation,
   a cliff after a few values a dimensionally collapsed one. Curves are
   labelled by their names, underscores as spaces."""
   plt = pyplot()
+  if plt is None:
+    return None
   figure, axes = plt.subplots(figsize=(5, 3.5))
   for name, values in curves.items():
     values = np.asarray(values, np.float64)
@@ -53,10 +64,12 @@ def spectrum(curves: dict[str, np.ndarray], title: str) -> np.ndarray:
 
 
 def confusion_matrix(counts: np.ndarray, class_names: list[str],
-                     title: str) -> np.ndarray:
+                     title: str) -> np.ndarray | None:
   """Rows: true class; columns: predicted class; cells: the share of the
   row's images, so each row sums to 1."""
   plt = pyplot()
+  if plt is None:
+    return None
   k = len(class_names)
   shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
   figure, axes = plt.subplots(figsize=(5.5, 5))
@@ -72,9 +85,11 @@ def confusion_matrix(counts: np.ndarray, class_names: list[str],
 
 
 def class_map(points: np.ndarray, labels: np.ndarray, class_names: list[str],
-              title: str) -> np.ndarray:
+              title: str) -> np.ndarray | None:
   """A 2-D embedding [N, 2] of images, one colour per class."""
   plt = pyplot()
+  if plt is None:
+    return None
   figure, axes = plt.subplots(figsize=(6, 5))
   colours = plt.get_cmap('tab10' if len(class_names) <= 10 else 'tab20')
   for c, name in enumerate(class_names):

@@ -260,8 +260,9 @@ class CollapseWatch:
     self.writer.write_histograms(step, {f'collapse/{k}': v
                                         for k, v in curves.items()})
     if with_picture:
-      self.writer.write_images(step, {'collapse/spectra': pictures.spectrum(
-          curves, f'spectra at step {step}')[None]})
+      picture = pictures.spectrum(curves, f'spectra at step {step}')
+      if picture is not None:  # No matplotlib (`pictures`).
+        self.writer.write_images(step, {'collapse/spectra': picture[None]})
     for key, message in collapse.warnings(measures, self.config).items():
       if key not in self.warned:
         self.warned[key] = (step, message)

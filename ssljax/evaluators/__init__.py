@@ -195,6 +195,8 @@ def record(writer, workdir: str, step: int, results: dict,
     results[name]['settings'] = evals[name].settings
     tag = f'{name}[{changed[name]}]' if name in changed else name
     for picture, image in results[name].pop('images', {}).items():
+      if image is None:  # No matplotlib (`pictures`).
+        continue
       pictures.save_png(os.path.join(directory, f'{picture}.png'), image)
       writer.write_images(step, {f'{tag}/{picture}': image[None]})
     writer.write_scalars(step, _scalars(tag, results[name]))

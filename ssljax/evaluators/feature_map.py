@@ -14,7 +14,6 @@ import time
 
 import ml_collections
 import numpy as np
-from sklearn import manifold
 
 from ssljax import collapse
 from ssljax import data
@@ -44,6 +43,9 @@ HELP = {
 def make(eval_config: ml_collections.ConfigDict,
          config: ml_collections.ConfigDict) -> evaluators.Evaluator:
   def run(features: evaluators.Features) -> dict:
+    # Here: only this evaluator needs scikit-learn, which an accelerator's
+    # image may lack.
+    from sklearn import manifold  # pylint: disable=g-import-not-at-top
     start = time.time()
     x = np.asarray(collapse.l2_normalize(
         features.test[:eval_config.num_images].astype(np.float32),
