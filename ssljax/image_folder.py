@@ -15,7 +15,6 @@ split is one uint8 array that can live on the devices.
 import os
 
 import numpy as np
-from PIL import Image
 
 from ssljax.errors import InputError
 
@@ -80,6 +79,7 @@ def _split_listing(path: str, split: str):
 
 
 def _read(path: str, size: int | None) -> np.ndarray:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
   with Image.open(path) as image:
     image = image.convert('RGB')
     side = min(image.size)
@@ -92,6 +92,8 @@ def _read(path: str, size: int | None) -> np.ndarray:
 
 def load_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray | None]:
   """(uint8 images [N, S, S, 3], int32 labels [N] or None) of `split`."""
+  # Here: only a folder needs Pillow, which an accelerator's image may lack.
+  from PIL import Image  # pylint: disable=g-import-not-at-top
   path = path_of(name)
   if not os.path.isdir(path):
     raise InputError(f'{name!r}: {path!r} is not a folder. Pass '

@@ -1,10 +1,9 @@
 """OUT/summary.json and OUT/summary.png of a run of experiments/gpu/run.sh:
-its accuracies against minutes since the run started, the device, the
-chosen length and the command.
+its accuracies against minutes since the training command started, the
+device, the chosen length and the command.
 
   python experiments/gpu/summary.py WORKDIR OUT COMMAND
 """
-import datetime
 import glob
 import json
 import os
@@ -13,25 +12,20 @@ import sys
 from ssljax import pictures
 
 
-def minutes_since(start: str, path: str) -> float:
-  """Minutes from the history's start to the file's last write."""
-  started = datetime.datetime.strptime(start, '%Y-%m-%d %H:%M:%S %Z').replace(
-      tzinfo=datetime.timezone.utc)
-  return (os.path.getmtime(path) - started.timestamp()) / 60
-
-
 def summary(workdir: str, command: str) -> dict:
-  with open(os.path.join(workdir, 'results.json')) as f:
+  """The run's numbers; each evaluation at the minutes since the training
+  command started (its start-up and data loading included) when its JSON
+  was written."""
+  path = os.path.join(workdir, 'results.json')
+  with open(path) as f:
     results = json.load(f)
-  with open(os.path.join(workdir, 'history.json')) as f:
-    history = json.load(f)
+  started = os.path.getmtime(path) - results['total_seconds_this_run']
   curve = []
   for path in glob.glob(os.path.join(workdir, 'eval', '*.json')):
     with open(path) as f:
       evaluation = json.load(f)
     curve.append({'step': evaluation['step'],
-                  'minutes': round(minutes_since(history[0]['started'],
-                                                 path), 2),
+                  'minutes': round((os.path.getmtime(path) - started) / 60, 2),
                   **{k: evaluation[k] for k in ('knn_accuracy',
                                                 'linear_probe_accuracy')
                      if k in evaluation}})
@@ -43,8 +37,7 @@ def summary(workdir: str, command: str) -> dict:
       'budget': results['budget'],
       'steps': results['steps'], 'epochs': round(results['epochs'], 2),
       'train_minutes': round(results['train_seconds'] / 60, 2),
-      'total_minutes': round(minutes_since(
-          history[0]['started'], os.path.join(workdir, 'results.json')), 2),
+      'total_minutes': round(results['total_seconds_this_run'] / 60, 2),
       'final': results['eval_summary'],
       'curve': sorted(curve, key=lambda point: point['step']),
   }
@@ -60,7 +53,7 @@ def plot(found: dict, path: str):
     points = [(p['minutes'], p[key]) for p in found['curve'] if key in p]
     if points:
       axis.plot(*zip(*points), marker='o', label=label)
-  axis.set(xlabel='minutes since the start', ylabel='test accuracy',
+  axis.set(xlabel='minutes since the command started', ylabel='test accuracy',
            title=f"vicreg:gpu on {found['device_kind']}")
   axis.grid(alpha=0.3)
   axis.legend()

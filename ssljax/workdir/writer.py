@@ -6,8 +6,11 @@ TensorFlow, and clu's writers import it), `EventWriter` writes the same
 kinds of events with tensorboardX, which needs only protobuf; TensorBoard
 and `ssljax.workdir.events` read both.
 """
-import numpy as np
+import functools
+import importlib.util
+
 from absl import logging
+import numpy as np
 
 
 def create(logdir: str, just_logging: bool = False):
@@ -20,6 +23,15 @@ def create(logdir: str, just_logging: bool = False):
     return EventWriter(logdir, just_logging)
   return metric_writers.create_default_writer(logdir,
                                               just_logging=just_logging)
+
+
+@functools.cache
+def _has_pillow() -> bool:
+  if importlib.util.find_spec('PIL') is None:
+    print('Note: Pillow is not installed; the TensorBoard events are written '
+          'without their images.', flush=True)
+    return False
+  return True
 
 
 class EventWriter:
@@ -40,8 +52,9 @@ class EventWriter:
         self._events.add_scalar(key, float(value), step)
 
   def write_images(self, step: int, images: dict):
-    """{tag: [N, H, W, C] images, floats in [0, 1] or uint8}."""
-    if self._events:
+    """{tag: [N, H, W, C] images, floats in [0, 1] or uint8}; left out
+    where Pillow, which tensorboardX encodes them with, is not installed."""
+    if self._events and _has_pillow():
       for key, value in images.items():
         self._events.add_images(key, np.asarray(value), step,
                                 dataformats='NHWC')
