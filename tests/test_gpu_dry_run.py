@@ -61,6 +61,12 @@ def test_the_gpu_command_runs_without_tensorflow(tmp_path):
   assert 'without their pictures' in proc.stdout  # No matplotlib,
   assert 'without their images' in proc.stdout  # no Pillow.
   assert not (tmp_path / 'out' / 'summary.png').exists()
+  # A checkpoint evaluated there too (its t-SNE map needs scikit-learn).
+  again = subprocess.run(
+      ['python', '-m', 'ssljax.evaluate', f'--workdir={tmp_path}/out/run'],
+      cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert 'the feature map is left out' in again.stdout
   # The events, by tensorboardX, read as TensorFlow's are.
   steps = [s for _, s, _ in events.scalar_events(
       str(tmp_path / 'out' / 'run'))['train/loss']]
