@@ -48,10 +48,24 @@ class DatasetDamagedError(InputError):
 TFRECORD_FRAMING_BYTES = 16
 
 
+def _tfds(name: str):
+  """tensorflow_datasets, loaded at the first TFDS dataset; where it is not
+  installed (an accelerator's image), one message naming the way round."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise InputError(
+        f'TFDS is not installed here, so the TFDS dataset {name!r} cannot be '
+        'read. Pack its arrays where it is prepared (python -m ssljax.pack) '
+        'and train on them with --config.data.name=arrays:PATH '
+        '(docs/accelerators.md); nothing was started.') from None
+  return tfds
+
+
 def _prepared(name: str, split: str, where: str):
   """(the dataset's folder, the split's shard paths) where `where` holds a
   prepared copy of it, else None (tfds.load then says what is wrong)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = _tfds(name)
   try:
     builder = tfds.builder(name, data_dir=where)
     info = builder.info.splits[split]
@@ -273,7 +287,7 @@ def _decode(name: str, split: str, where: str, download: bool
             ) -> tuple[np.ndarray, np.ndarray]:
   """The split read and decoded through tf.data, in the order of `id`
   where the dataset has one."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = _tfds(name)
   check_shards(name, split, where)
   try:
     ds = tfds.load(name, split=split, data_dir=where, download=download)

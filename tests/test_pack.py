@@ -107,3 +107,12 @@ def test_unpacking_loads_neither_tensorflow_nor_tfds(packed, tmp_path):
   assert proc.returncode == 0, proc.stderr
   assert f'--config.data.name=arrays:{tmp_path / "arrays"}' in proc.stdout
   assert proc.stdout.rstrip().endswith('loaded:'), proc.stdout
+
+
+def test_without_tfds_a_tfds_dataset_is_refused_naming_the_way_round(
+    monkeypatch):
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', None)
+  monkeypatch.delenv('SSLJAX_CACHE_DIR', raising=False)
+  with pytest.raises(InputError, match="TFDS is not installed.*'cifar10'.*"
+                     'python -m ssljax.pack.*arrays:PATH'):
+    data.load_split('cifar10', 'train', '/nonexistent')
