@@ -17,7 +17,6 @@ import sys
 import textwrap
 import time
 
-from clu import metric_writers
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
@@ -261,6 +260,9 @@ def test_a_run_whose_workdir_is_gone_is_read_back_from_its_summary(
   assert not (tmp_path / 'out').exists()
   _finish(finished, {'config': finished.config, 'steps': 20,
                      'eval_summary': {'linear_probe_accuracy': 0.61}})
+  # Here: clu's writers load TensorFlow (5 s), which no other test of this
+  # file needs.
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
   writer = metric_writers.SummaryWriter(finished.workdir)
   writer.write_scalars(10, {'train/loss': 1.5})
   writer.write_scalars(20, {'train/loss': 0.5})
