@@ -362,7 +362,8 @@ SCORED_SPLITS = ('test', 'validation')
 
 def load_splits(config) -> dict:
   """{'train', 'test'}: (uint8 images, int32 labels) of `config.data`: a
-  TFDS dataset, or a folder of images (`ssljax.image_folder`), whose labels
+  TFDS dataset, a folder of images (`ssljax.image_folder`) or the arrays
+  `python -m ssljax.pack` unpacked (`arrays_path`), whose labels
   are None where it has none. With `config.data.score_on='validation'`,
   'test' is the validation split (`carve_validation`) and 'train' the rest
   of the train split; the test split is not read at all, so that nothing
@@ -407,7 +408,8 @@ def carve_validation(images: np.ndarray, labels: np.ndarray | None,
 def class_names(name: str, data_dir: str | None, num_classes: int
                 ) -> list[str]:
   """The names of the dataset's classes, from its prepared TFDS metadata (no
-  data is read) or a folder's class sub-folders; the class numbers as text
+  data is read), a folder's class sub-folders or an unpacked dataset's
+  dataset.json; the class numbers as text
   where there are none."""
   try:
     if image_folder.path_of(name):

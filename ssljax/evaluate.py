@@ -147,7 +147,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
       writer, workdir, step, evaluators.evaluate(
           features_lib.encoder(config, mesh, info), state, splits, evals),
       evals, changed)
-  writer.flush()
+  writer.close()
   return record
 
 

@@ -33,17 +33,22 @@ MANIFEST = 'MANIFEST.json'
 SPLITS = ('train', 'test')
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('parts', None, 'The folder of the parts and their '
-                    'MANIFEST: written by packing, read by --unpack.')
-flags.DEFINE_string('dataset', 'cifar10', 'The TFDS dataset to pack.')
-flags.DEFINE_string('data_dir', None, "Where TFDS looks (default: "
-                    '$TFDS_DATA_DIR, else ~/tensorflow_datasets).')
-flags.DEFINE_float('part_mb', 60.0, 'The largest part, in megabytes (10^6 '
-                   'bytes).')
-flags.DEFINE_bool('unpack', False, 'Put the parts of --parts together in '
-                  '--arrays.')
-flags.DEFINE_string('arrays', None, 'Where --unpack writes the arrays: '
-                    'train with --config.data.name=arrays:ARRAYS.')
+
+
+def define_flags():
+  """The command's flags, defined only when it runs: a module that defines
+  flags at import clashes with another command's of the same name."""
+  flags.DEFINE_string('parts', None, 'The folder of the parts and their '
+                      'MANIFEST: written by packing, read by --unpack.')
+  flags.DEFINE_string('dataset', 'cifar10', 'The TFDS dataset to pack.')
+  flags.DEFINE_string('data_dir', None, "Where TFDS looks (default: "
+                      '$TFDS_DATA_DIR, else ~/tensorflow_datasets).')
+  flags.DEFINE_float('part_mb', 60.0, 'The largest part, in megabytes (10^6 '
+                     'bytes).')
+  flags.DEFINE_bool('unpack', False, 'Put the parts of --parts together in '
+                    '--arrays.')
+  flags.DEFINE_string('arrays', None, 'Where --unpack writes the arrays: '
+                      'train with --config.data.name=arrays:ARRAYS.')
 
 
 def sha256(data: bytes) -> str:
@@ -111,29 +116,58 @@ def checked_stream(parts: str, split: str, pieces: list[dict]) -> bytes:
   return b''.join(stream)
 
 
+def checked_files(parts: str, split: str, entry: dict) -> dict[str, bytes]:
+  """{name: bytes} of a split's files, cut from its checked parts and each
+  checked against the MANIFEST."""
+  stream = checked_stream(parts, split, entry['parts'])
+  files, offset = {}, 0
+  for file in entry['files']:
+    files[file['name']] = stream[offset:offset + file['bytes']]
+    offset += file['bytes']
+    if sha256(files[file['name']]) != file['sha256']:
+      raise InputError(f'{file["name"]} of the {split} split does not match '
+                       f'{MANIFEST} in {parts}; pack it again.')
+  if offset != len(stream):
+    raise InputError(f'The parts of the {split} split hold {len(stream)} '
+                     f'bytes where {MANIFEST} in {parts} names {offset}; '
+                     'pack it again.')
+  return files
+
+
 def unpack(parts: str, arrays: str) -> dict:
   """Puts each split of the MANIFEST in `parts` back as ARRAYS/SPLIT/ (the
-  files packed, byte for byte) with ARRAYS/dataset.json; checks every part
-  before anything is written, and writes each split by renaming a whole
-  folder into place. Returns the MANIFEST."""
+  files packed, byte for byte) with ARRAYS/dataset.json. Everything is
+  checked before anything is written; each split is written to a new
+  folder renamed into place, and replaces only a split unpacked before (a
+  folder with checksums.json). Returns the MANIFEST."""
   manifest = read_manifest(parts)
-  streams = {split: checked_stream(parts, split, entry['parts'])
-             for split, entry in manifest['splits'].items()}
+  splits = {split: checked_files(parts, split, entry)
+            for split, entry in manifest['splits'].items()}
+  for split in splits:
+    target = os.path.join(arrays, split)
+    if os.path.exists(target) and not os.path.exists(
+        os.path.join(target, 'checksums.json')):
+      raise InputError(f'{target} exists and holds no unpacked split; '
+                       'choose another --arrays; nothing was written.')
   os.makedirs(arrays, exist_ok=True)
-  for split, stream in streams.items():
+  for split, files in splits.items():
     new = tempfile.mkdtemp(dir=arrays, prefix=f'.new-{split}-')
-    offset = 0
-    for file in manifest['splits'][split]['files']:
-      data = stream[offset:offset + file['bytes']]
-      offset += file['bytes']
-      if sha256(data) != file['sha256']:  # A MANIFEST edited by hand.
-        shutil.rmtree(new)
-        raise InputError(f'{file["name"]} of the {split} split does not '
-                         f'match {MANIFEST} in {parts}; pack it again.')
-      with open(os.path.join(new, file['name']), 'wb') as f:
-        f.write(data)
-    shutil.rmtree(os.path.join(arrays, split), ignore_errors=True)
-    os.rename(new, os.path.join(arrays, split))
+    old = os.path.join(arrays, f'.old-{split}')
+    target = os.path.join(arrays, split)
+    try:
+      for name, content in files.items():
+        with open(os.path.join(new, name), 'wb') as f:
+          f.write(content)
+      if os.path.exists(target):
+        os.rename(target, old)
+      os.rename(new, target)
+    except BaseException:
+      if os.path.exists(old) and not os.path.exists(target):
+        os.rename(old, target)  # The split unpacked before stays.
+      raise
+    finally:
+      shutil.rmtree(new, ignore_errors=True)
+      shutil.rmtree(old, ignore_errors=True)
   with open(os.path.join(arrays, 'dataset.json'), 'w') as f:
     json.dump(manifest['dataset'], f, indent=1)
   return manifest
@@ -150,14 +184,17 @@ def main():
           f'{", ".join(manifest["splits"])} in {FLAGS.arrays}; train with '
           f'--config.data.name=arrays:{FLAGS.arrays}')
     return
+  if not FLAGS.part_mb > 0:
+    raise InputError(f'--part_mb={FLAGS.part_mb} must be above 0.')
   from ssljax import data  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tmp:
-    folders = {}
+    folders, num_classes = {}, 0
     for split in SPLITS:
       images, labels = data.load_split(FLAGS.dataset, split, FLAGS.data_dir)
       folders[split] = os.path.join(tmp, split)
       data.write_array_cache(folders[split], images, labels)
-    num_classes = 0 if labels is None else int(labels.max()) + 1
+      if labels is not None and len(labels):
+        num_classes = max(num_classes, int(labels.max()) + 1)
     manifest = pack(folders, {'name': FLAGS.dataset, 'class_names':
                               data.class_names(FLAGS.dataset, FLAGS.data_dir,
                                                num_classes)},
@@ -170,4 +207,5 @@ def main():
 
 
 if __name__ == '__main__':
+  define_flags()
   cli.run(main)

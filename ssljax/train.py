@@ -521,7 +521,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   finally:
     if bar is not None:
       bar.close()
-    writer.flush()
+    writer.close()  # Every event written, whichever writer.
     if hosts.is_main():
       history = history_lib.finish(workdir, history, to_step=step,
                                    train_seconds=interval.train_seconds,

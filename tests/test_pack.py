@@ -76,6 +76,19 @@ def test_a_missing_or_damaged_part_is_named_and_nothing_written(
   assert not (tmp_path / 'arrays').exists()
 
 
+def test_a_folder_unpack_did_not_write_is_not_replaced(packed, tmp_path):
+  _, parts = packed
+  (tmp_path / 'arrays' / 'train').mkdir(parents=True)
+  (tmp_path / 'arrays' / 'train' / 'mine.txt').write_text('keep me')
+  with pytest.raises(InputError, match='holds no unpacked split'):
+    pack.unpack(parts, str(tmp_path / 'arrays'))
+  assert (tmp_path / 'arrays' / 'train' / 'mine.txt').read_text() == 'keep me'
+  pack.unpack(parts, str(tmp_path / 'other'))
+  pack.unpack(parts, str(tmp_path / 'other'))  # Unpacked before: replaced.
+  assert sorted(os.listdir(tmp_path / 'other')) == [
+      'dataset.json', 'test', 'train']
+
+
 def test_damaged_arrays_are_refused_with_the_command_that_mends_them(
     packed, tmp_path):
   _, parts = packed

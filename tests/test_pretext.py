@@ -1,4 +1,5 @@
 """Pretext tasks: their input transformations, labels and losses."""
+import hashlib
 import itertools
 
 import jax
@@ -139,6 +140,15 @@ def test_permutation_set_is_spread_out_and_deterministic():
                                 jigsaw.permutation_set(64))
   with pytest.raises(InputError, match='num_permutations'):
     jigsaw.permutation_set(1)
+
+
+def test_the_papers_1000_permutations_are_the_set_configs_always_meant():
+  """Pinned by the sha256 of the set the first implementation (Hamming
+  distances summed along rows) chose: a config names the same puzzles on
+  every version."""
+  perms = jigsaw.permutation_set(1000)
+  assert perms.dtype == np.int32 and hashlib.sha256(perms.tobytes()).hexdigest(
+  ) == 'd66bbdec2800aba666587a44082f860120faead7b5494c93055f35e7ab183905'
 
 
 def test_shuffling_and_unshuffling_tiles_recovers_them():

@@ -9,6 +9,13 @@
 set -euo pipefail
 parts=$1
 python -m ssljax.pack --dataset=cifar10 --parts="$parts" --part_mb=50
+# The versions installed here, which the tests ran with.
+rm -rf "$parts/wheels"
 python -m pip download -q --no-deps --only-binary=:all: -d "$parts/wheels" \
-  ml-collections dm-pix chex toolz tensorboardX tqdm
+  $(python - <<'PY'
+from importlib import metadata
+print(' '.join(f'{p}=={metadata.version(p)}' for p in (
+    'ml-collections', 'dm-pix', 'chex', 'toolz', 'tensorboardX', 'tqdm')))
+PY
+)
 ls -l "$parts" "$parts/wheels"

@@ -13,9 +13,17 @@
 # OUT/summary.json (accuracy against minutes) and OUT/summary.png.
 # The extra flags override the config (the CPU dry run shrinks the model).
 set -euo pipefail
-command="bash experiments/gpu/run.sh $*"
+if [ $# -lt 3 ] || [ ! -f ssljax/main.py ]; then
+  echo "usage, from the repository root: bash experiments/gpu/run.sh PARTS MINUTES OUT [--config.KEY=VALUE ...]" >&2
+  exit 2
+fi
+command="bash experiments/gpu/run.sh $(printf '%q ' "$@")"
 parts=$1 minutes=$2 out=$3
 shift 3
+if [ -e "$out/run" ]; then  # It would resume that run, not train anew.
+  echo "$out/run exists: give another OUT" >&2
+  exit 2
+fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$out"
 python - <<'PY'
@@ -28,7 +36,7 @@ print('missing before the wheels:', missing or 'none')
 PY
 if compgen -G "$parts/wheels/*.whl" > /dev/null; then
   # Only what is missing: the image's own packages stay as they are.
-  python - "$parts/wheels" <<'PY' | xargs -r python -m pip install -q --no-index --no-deps
+  python - "$parts/wheels" <<'PY' | xargs -r -d '\n' python -m pip install -q --no-index --no-deps
 import glob, importlib.util, os, sys
 MODULE = {'tensorboardx': 'tensorboardX'}  # Where it is not the wheel's name.
 for wheel in sorted(glob.glob(os.path.join(sys.argv[1], '*.whl'))):
@@ -38,9 +46,10 @@ for wheel in sorted(glob.glob(os.path.join(sys.argv[1], '*.whl'))):
 PY
 fi
 python -m ssljax.pack --unpack --parts="$parts" --arrays="$out/arrays"
+started=$(date +%s.%N)
 python -m ssljax.main --config=configs/vicreg.py:gpu \
   --config.data.name="arrays:$out/arrays" \
   --config.train.budget_minutes="$minutes" --config.train.num_epochs=nan \
   --config.evals.knn.every_epochs=nan --config.evals.linear_probe.every_epochs=0 \
   --workdir="$out/run" "$@"
-python experiments/gpu/summary.py "$out/run" "$out" "$command"
+python experiments/gpu/summary.py "$out/run" "$out" "$command" "$started"

@@ -2,7 +2,10 @@
 its accuracies against minutes since the training command started, the
 device, the chosen length and the command.
 
-  python experiments/gpu/summary.py WORKDIR OUT COMMAND
+  python experiments/gpu/summary.py WORKDIR OUT COMMAND STARTED
+
+STARTED: the training command's start, in seconds since the epoch (run.sh
+records it just before the command).
 """
 import glob
 import json
@@ -12,14 +15,13 @@ import sys
 from ssljax import pictures
 
 
-def summary(workdir: str, command: str) -> dict:
+def summary(workdir: str, command: str, started: float) -> dict:
   """The run's numbers; each evaluation at the minutes since the training
-  command started (its start-up and data loading included) when its JSON
+  command `started` (its start-up and data loading included) when its JSON
   was written."""
   path = os.path.join(workdir, 'results.json')
   with open(path) as f:
     results = json.load(f)
-  started = os.path.getmtime(path) - results['total_seconds_this_run']
   curve = []
   for path in glob.glob(os.path.join(workdir, 'eval', '*.json')):
     with open(path) as f:
@@ -37,7 +39,7 @@ def summary(workdir: str, command: str) -> dict:
       'budget': results['budget'],
       'steps': results['steps'], 'epochs': round(results['epochs'], 2),
       'train_minutes': round(results['train_seconds'] / 60, 2),
-      'total_minutes': round(results['total_seconds_this_run'] / 60, 2),
+      'total_minutes': round((os.path.getmtime(path) - started) / 60, 2),
       'final': results['eval_summary'],
       'curve': sorted(curve, key=lambda point: point['step']),
   }
@@ -62,8 +64,8 @@ def plot(found: dict, path: str):
   plt.close(figure)
 
 
-def main(workdir: str, out: str, command: str):
-  found = summary(workdir, command)
+def main(workdir: str, out: str, command: str, started: str):
+  found = summary(workdir, command, float(started))
   with open(os.path.join(out, 'summary.json'), 'w') as f:
     json.dump(found, f, indent=1)
   plot(found, os.path.join(out, 'summary.png'))

@@ -176,8 +176,8 @@ def record(writer, workdir: str, step: int, results: dict,
            evals: dict[str, Evaluator],
            changed: dict[str, str] | None = None) -> dict:
   """Writes an evaluation of the state at `step`: each evaluator's numbers
-  and pictures to TensorBoard (`<evaluator>/<key>`, by `writer`, a clu
-  MetricWriter), the pictures as PNG in `workdir/eval/<step>/`, and
+  and pictures to TensorBoard (`<evaluator>/<key>`, by `writer`:
+  `ssljax.workdir.writer`), the pictures as PNG in `workdir/eval/<step>/`, and
   `workdir/eval/<step>.json`, whose top level holds `step`, `feature_dim`
   and every evaluator's summary keys (`linear_probe_accuracy`,
   `knn_accuracy`, `rankme`...) and whose 'evals' holds every result with

@@ -28,4 +28,7 @@ def scalar_events(workdir: str) -> dict:
     for tag in events.Tags()['scalars']:
       found.setdefault(tag, []).extend(
           (e.wall_time, e.step, float(e.value)) for e in events.Scalars(tag))
-  return found
+  # By step, then time: one tag may be written both ways (a run resumed on
+  # a machine with TensorFlow after one without).
+  return {tag: sorted(values, key=lambda v: (v[1], v[0]))
+          for tag, values in found.items()}

@@ -47,42 +47,44 @@ class EventWriter:
   def write_scalars(self, step: int, scalars: dict):
     logging.info('[%d] %s', step, ', '.join(
         f'{k}={float(v):.6g}' for k, v in scalars.items()))
-    if self._events:
+    if self._events is not None:
       for key, value in scalars.items():
         self._events.add_scalar(key, float(value), step)
 
   def write_images(self, step: int, images: dict):
     """{tag: [N, H, W, C] images, floats in [0, 1] or uint8}; left out
     where Pillow, which tensorboardX encodes them with, is not installed."""
-    if self._events and _has_pillow():
+    if self._events is not None and _has_pillow():
       for key, value in images.items():
-        self._events.add_images(key, np.asarray(value), step,
-                                dataformats='NHWC')
+        value = np.asarray(value)
+        if value.dtype.kind == 'f':  # tensorboardX scales without clipping.
+          value = np.clip(value, 0.0, 1.0)
+        self._events.add_images(key, value, step, dataformats='NHWC')
 
   def write_histograms(self, step: int, arrays: dict):
-    if self._events:
+    if self._events is not None:
       for key, value in arrays.items():
         self._events.add_histogram(key, np.asarray(value), step)
 
   def write_texts(self, step: int, texts: dict):
     for key, value in texts.items():
       logging.info('[%d] %s: %s', step, key, value)
-      if self._events:
+      if self._events is not None:
         self._events.add_text(key, value, step)
 
   def write_hparams(self, hparams: dict):
     """As TensorBoard's HParams tab reads them, in this run's own events
     (tensorboardX's add_hparams would start a run of its own)."""
     logging.info('hparams: %s', hparams)
-    if self._events:
+    if self._events is not None:
       from tensorboardX import summary  # pylint: disable=g-import-not-at-top
       for part in summary.hparams(hparams, {}):
         self._events.file_writer.add_summary(part)
 
   def flush(self):
-    if self._events:
+    if self._events is not None:
       self._events.flush()
 
   def close(self):
-    if self._events:
+    if self._events is not None:
       self._events.close()
