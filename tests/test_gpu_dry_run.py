@@ -46,7 +46,7 @@ def test_the_gpu_command_runs_without_tensorflow(tmp_path):
   assert subprocess.run(['python', '-c', 'import tensorflow'], env=env,
                         capture_output=True, check=False).returncode != 0
   proc = subprocess.run(
-      ['bash', 'experiments/gpu/run.sh', str(tmp_path / 'parts'), '0.5',
+      ['bash', 'experiments/gpu/run.sh', str(tmp_path / 'parts'), '0.1',
        str(tmp_path / 'out'), *(f'--config.{s}' for s in TINY)],
       cwd=ROOT, env=env, capture_output=True, text=True, check=False)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
