@@ -58,6 +58,9 @@ def test_the_gpu_command_runs_without_tensorflow(tmp_path):
   assert [p['step'] for p in found['curve']] == sorted(
       {p['step'] for p in found['curve']})
   assert len([p for p in found['curve'] if 'knn_accuracy' in p]) >= 2
+  minutes = [p['minutes'] for p in found['curve']]
+  assert 0 < minutes[0] and minutes == sorted(minutes)
+  assert max(minutes) <= found['total_minutes']  # Results are written last.
   assert 'without their pictures' in proc.stdout  # No matplotlib,
   assert 'without their images' in proc.stdout  # no Pillow.
   assert not (tmp_path / 'out' / 'summary.png').exists()

@@ -19,8 +19,8 @@ def summary(workdir: str, command: str, started: float) -> dict:
   """The run's numbers; each evaluation at the minutes since the training
   command `started` (its start-up and data loading included) when its JSON
   was written."""
-  path = os.path.join(workdir, 'results.json')
-  with open(path) as f:
+  results_path = os.path.join(workdir, 'results.json')
+  with open(results_path) as f:
     results = json.load(f)
   curve = []
   for path in glob.glob(os.path.join(workdir, 'eval', '*.json')):
@@ -39,7 +39,8 @@ def summary(workdir: str, command: str, started: float) -> dict:
       'budget': results['budget'],
       'steps': results['steps'], 'epochs': round(results['epochs'], 2),
       'train_minutes': round(results['train_seconds'] / 60, 2),
-      'total_minutes': round((os.path.getmtime(path) - started) / 60, 2),
+      'total_minutes': round(
+          (os.path.getmtime(results_path) - started) / 60, 2),
       'final': results['eval_summary'],
       'curve': sorted(curve, key=lambda point: point['step']),
   }
