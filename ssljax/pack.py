@@ -63,12 +63,13 @@ def pack(split_folders: dict[str, str], dataset: dict, parts: str,
   os.makedirs(parts, exist_ok=True)
   manifest = {'dataset': dataset, 'splits': {}}
   for split, folder in split_folders.items():
-    files, stream = [], b''
+    files, contents = [], []
     for name in sorted(os.listdir(folder)):
       with open(os.path.join(folder, name), 'rb') as f:
-        data = f.read()
-      files.append({'name': name, 'bytes': len(data), 'sha256': sha256(data)})
-      stream += data
+        contents.append(f.read())
+      files.append({'name': name, 'bytes': len(contents[-1]),
+                    'sha256': sha256(contents[-1])})
+    stream = b''.join(contents)
     pieces = []
     for i, start in enumerate(range(0, len(stream), part_bytes)):
       piece = stream[start:start + part_bytes]
