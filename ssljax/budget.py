@@ -6,9 +6,9 @@ A budget preset (`cpu10`, `cpu30`, `cpu120`) gives minutes
 already gone (start-up, data loading), its own training step after
 compiling (a few dozen timed steps; the host's speed drifts after them,
 which MARGIN leaves room for), the evaluations (run once on the initial
-encoder: they cost the same at any step, and that first one is the run's
-accuracy at time zero), and a log. `length` then fits the most training into what
-is left, and the run trains that length with a schedule built for it,
+encoder: they cost the same at any step less the compiling that only the
+first one does, and that first one is the run's accuracy at time zero),
+and a log. `length` then fits the most training into what is left, and the run trains that length with a schedule built for it,
 recorded as `train.num_epochs` in the config of its checkpoints,
 history.json and results.json: a resume takes the recorded length (`recorded`),
 and `--config.train.num_epochs=<recorded>` trains the same run anywhere.
@@ -100,9 +100,14 @@ class Costs:
   elapsed: float  # Since the process started, when the length is chosen.
   compile: float  # The training step's first call.
   per_step: float  # A training step after compiling.
-  evaluation: float  # The final one: the features, then every evaluator.
-  periodic_evaluation: float  # The features, then the quartered ones.
+  # The final evaluation (the features, then every evaluator) and one on
+  # the way (the features, then the quartered ones), each without the
+  # compiling of its programs, which the first evaluation did (`compiling`;
+  # its seconds are in `elapsed`).
+  evaluation: float
+  periodic_evaluation: float
   per_log: float  # The collapse measures of a log.
+  evaluation_compile: float = 0.0  # The first evaluation's compiling.
 
 
 def length(budget_seconds: float, costs: Costs, steps_per_epoch: int,

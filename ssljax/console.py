@@ -3,7 +3,7 @@
 The console gets what a user acts on: a header, one progress line, the
 warnings (collapse, non-finite values, changed settings) and the final
 evaluation table. Everything, those lines included, goes to DIR/log.txt with
-absl's INFO lines (orbax, clu's writers, JAX's start-up notices), which
+absl's INFO lines (orbax, the event writer, JAX's start-up notices), which
 `--verbose` brings back to the console. TensorBoard has the curves.
 
 On a terminal the progress line is tqdm's, updated in place at every step;

@@ -34,6 +34,7 @@ from ssljax import step as step_lib
 from ssljax import validate
 from ssljax.errors import InputError
 from ssljax.workdir import checkpoints
+from ssljax.workdir import writer as writer_lib
 
 DEFAULT_EVALS = ('linear_probe', 'knn', 'diagnostics', 'feature_map',
                  'online_probe')
@@ -140,8 +141,6 @@ def evaluate_checkpoint(workdir: str, step: int | None = None,
   mesh, info = hosts.data_mesh(), data.describe(*splits['train'])
   state, _ = checkpoints.restore(
       manager, step_lib.build(config, mesh, info).initial_state(), step)
-  # Here: a bad flag or workdir is reported before TensorFlow (clu) loads.
-  from ssljax.workdir import writer as writer_lib  # pylint: disable=g-import-not-at-top
   writer = writer_lib.create(os.path.join(workdir, 'eval'))
   record = evaluators.record(
       writer, workdir, step, evaluators.evaluate(

@@ -60,7 +60,7 @@ def main():
   hosts.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
                    FLAGS.process_id)
   # A bad value or a busy workdir is refused here, in seconds: before the
-  # training stack (the model, clu, TensorFlow) has loaded.
+  # training stack (the model, the data) has loaded.
   validate.check(FLAGS.config)
   with (lock.exclusive(FLAGS.workdir) if hosts.is_main()
         else contextlib.nullcontext()):

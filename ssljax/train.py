@@ -185,7 +185,10 @@ def choose_length(config: ml_collections.ConfigDict, mesh, info,
   state = provisional.initial_state()
   if evaluate.evals:
     evaluate(list(evaluate.evals), state, 0)
-  spent = evaluate.seconds
+  # What an evaluation costs once its programs are compiled: the later
+  # ones reuse them.
+  spent = {n: max(0.0, s - evaluate.compile_seconds[n])
+           for n, s in evaluate.seconds.items()}
   quartered = [n for n in budget.quartered(config) if n in spent]
   measure = watch.encoder.measure if watch.views is not None else None
   per_log = [seconds(measure, state, watch.views) if measure else 0.0
@@ -203,6 +206,7 @@ def choose_length(config: ml_collections.ConfigDict, mesh, info,
       elapsed=budget.process_seconds(), compile=steps[0],
       per_step=float(np.median(steps[2:])),
       evaluation=sum(spent.values()),
+      evaluation_compile=sum(evaluate.compile_seconds.values()),
       periodic_evaluation=(spent['features'] + sum(
           spent[n] for n in quartered)) if quartered else 0.0,
       per_log=per_log)
@@ -348,12 +352,14 @@ class Evaluation:
                workdir: str):
     self.evals, self.encoder, self.splits = evals, encoder, splits
     self.writer, self.workdir = writer, workdir
-    self.seconds = {}  # Of the last: the extraction's, each evaluator's.
+    # Of the last: the extraction's, each evaluator's, all and compiling.
+    self.seconds, self.compile_seconds = {}, {}
 
   def __call__(self, names: list[str], state, step: int) -> dict:
     chosen = {n: self.evals[n] for n in names}
     results = evaluators.evaluate(self.encoder, state, self.splits, chosen)
     self.seconds = {n: results[n]['seconds'] for n in results}
+    self.compile_seconds = {n: results[n]['compile_seconds'] for n in results}
     if not hosts.is_main():  # Each process computed the same results.
       return evaluators.summary(results, chosen)
     return evaluators.record(self.writer, self.workdir, step, results, chosen)

@@ -2,6 +2,7 @@
 finished run of it that the end-to-end tests read."""
 import fcntl
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 from ssljax import hugepages
 
-# Keep TensorFlow (pulled in by tfds/clu) quiet and off any accelerator.
+# Keep TensorFlow (pulled in by tfds) quiet and off any accelerator.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 # The files that take longest in either tier (measured with --durations=0),
@@ -155,34 +156,62 @@ def trained_run_config():
   return config
 
 
-# `python -m ssljax.main ARGS` on `tfds.testing.mock_data`.
-MAIN_ON_MOCK_DATA = """
-import runpy, sys
-import tensorflow_datasets as tfds
-sys.argv[0] = 'ssljax.main'
-with tfds.testing.mock_data(num_examples=64):
-  runpy.run_module('ssljax.main', run_name='__main__', alter_sys=True)
-"""
+def write_mock_arrays(folder) -> str:
+  """The `config.data.name` of a dataset like `tfds.testing.mock_data`'s
+  CIFAR-10 (64 random 32x32 images in each of train and test, 10 classes),
+  written to `folder` as `python -m ssljax.pack --unpack` writes one: the
+  tests' subprocesses train on it without importing TensorFlow, several
+  seconds of each one's start-up."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from ssljax import data  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  for split in ('train', 'test'):
+    data.write_array_cache(os.path.join(folder, split),
+                           rng.integers(0, 256, (64, 32, 32, 3), np.uint8),
+                           rng.integers(0, 10, 64).astype(np.int32))
+  with open(os.path.join(folder, 'dataset.json'), 'w') as f:
+    json.dump({'name': 'mock', 'class_names': [f'class {c}'
+                                               for c in range(10)]}, f)
+  return f'{data.ARRAYS_PREFIX}{folder}'
+
+
+def _shared_folder(tmp_path_factory, worker_id):
+  """The temporary folder that every xdist worker of this session shares."""
+  root = tmp_path_factory.getbasetemp()
+  return root if worker_id == 'master' else root.parent
 
 
 @pytest.fixture(scope='session')
-def trained_run(tmp_path_factory, worker_id):
-  """(config, workdir) of one finished run of trained_run_config on mock
-  data, trained by `python -m ssljax.main` (its console output kept in
-  DIR/stdout.txt and DIR/stderr.txt) once for every end-to-end test that reads a run (copy
-  the workdir to change it), by whichever xdist worker asks first while the
-  other waits (each would otherwise train it: 30-50 s each)."""
-  root = tmp_path_factory.getbasetemp()
-  if worker_id != 'master':
-    root = root.parent  # The workers' common folder.
+def mock_arrays(tmp_path_factory, worker_id) -> str:
+  """write_mock_arrays's data name, written once for all xdist workers."""
+  root = _shared_folder(tmp_path_factory, worker_id)
+  with open(root / 'mock_arrays.lock', 'a') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (root / 'mock_arrays' / 'dataset.json').exists():
+      write_mock_arrays(str(root / 'mock_arrays'))
+  return f'arrays:{root / "mock_arrays"}'
+
+
+@pytest.fixture(scope='session')
+def trained_run(tmp_path_factory, worker_id, mock_arrays):
+  """(config, workdir) of one finished run of trained_run_config on
+  mock_arrays, trained by `python -m ssljax.main` (its console output kept
+  in DIR/stdout.txt and DIR/stderr.txt) once for every end-to-end test that
+  reads a run (copy the workdir to change it), by whichever xdist worker
+  asks first while the other waits (each would otherwise train it: 30-50 s
+  each)."""
+  root = _shared_folder(tmp_path_factory, worker_id)
   workdir = root / 'trained_run'
   tests = os.path.dirname(os.path.abspath(__file__))
+  config = trained_run_config()
+  config.data.name = mock_arrays
   with open(root / 'trained_run.lock', 'a') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     if not (workdir / 'results.json').exists():
       proc = subprocess.run(
-          [sys.executable, '-c', MAIN_ON_MOCK_DATA,
-           f'--config={tests}/trained_run_config.py', f'--workdir={workdir}'],
+          [sys.executable, '-m', 'ssljax.main',
+           f'--config={tests}/trained_run_config.py',
+           f'--config.data.name={mock_arrays}', f'--workdir={workdir}'],
           cwd=os.path.dirname(tests), capture_output=True, text=True,
           env={**os.environ, 'PYTHONPATH': os.pathsep.join(
               [os.path.dirname(tests), tests,
@@ -190,4 +219,4 @@ def trained_run(tmp_path_factory, worker_id):
       assert proc.returncode == 0, proc.stderr[-3000:]
       (workdir / 'stdout.txt').write_text(proc.stdout)
       (workdir / 'stderr.txt').write_text(proc.stderr)
-  return trained_run_config(), workdir
+  return config, workdir

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from ssljax import budget
+from ssljax import train
 from ssljax import validate
 from ssljax.errors import InputError
 
@@ -88,15 +89,12 @@ def test_a_length_to_choose_without_a_budget_is_refused(tiny_config):
 
 @pytest.mark.slow
 def test_a_budget_run_records_its_length_and_resumes_with_it(
-    tiny_config, tmp_path, capsys, monkeypatch):
-  # Here, not at the top: the training stack imports TensorFlow, which every
-  # fast tier's worker would otherwise load (5 s) to collect this file.
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from ssljax import train  # pylint: disable=g-import-not-at-top
+    tiny_config, tmp_path, capsys, monkeypatch, mock_arrays):
   # 50 of the minute gone when the length is chosen: a few seconds, and
   # a few steps, are left.
   monkeypatch.setattr(budget, 'process_seconds', lambda: 50.0)
   config = tiny_config
+  config.data.name = mock_arrays
   config.train.budget_minutes = 1.0
   config.train.num_epochs = math.nan
   config.evals.linear_probe.every_epochs = math.nan
@@ -104,8 +102,7 @@ def test_a_budget_run_records_its_length_and_resumes_with_it(
     del config.evals[name]
   config.collapse.num_images = 0  # Only what the budget times: its cost.
   config.train.checkpoint_every_steps = 1000  # The last step's alone.
-  with tfds.testing.mock_data(num_examples=64):
-    results = train.train_and_evaluate(config, str(tmp_path))
+  results = train.train_and_evaluate(config, str(tmp_path))
   plan = results['budget']
   chosen = results['config']['train']['num_epochs']
   assert chosen == plan['num_epochs'] > 0
@@ -113,14 +110,27 @@ def test_a_budget_run_records_its_length_and_resumes_with_it(
   assert results['config']['evals']['linear_probe']['every_epochs'] == (
       chosen / 4)
   assert plan['per_step'] > 0 and plan['evaluation'] > 0
-  # The initial encoder was evaluated (the evaluation's cost) as step 0.
+  # The initial encoder was evaluated (the evaluation's cost) as step 0;
+  # the plan counts the final evaluation without the compiling that only
+  # the first one did: the final one compiled nothing.
   with open(tmp_path / 'eval' / '0.json') as f:
-    assert 0 <= json.load(f)['linear_probe_accuracy'] <= 1
+    first = json.load(f)
+  assert 0 <= first['linear_probe_accuracy'] <= 1
+  timed = list(first['evals'].values())
+  assert {'features', 'linear_probe'} <= set(first['evals'])
+  assert plan["evaluation_compile"] > 0
+  assert plan['evaluation_compile'] == pytest.approx(
+      sum(t['compile_seconds'] for t in timed), abs=2e-3)
+  assert plan['evaluation'] == pytest.approx(
+      sum(max(0.0, t['seconds'] - t['compile_seconds']) for t in timed),
+      abs=2e-3)
+  with open(tmp_path / 'eval' / f'{results["steps"]}.json') as f:
+    final = json.load(f)['evals']
+  assert final['linear_probe']['compile_seconds'] == 0
   assert f'--config.train.num_epochs={chosen}' in capsys.readouterr().out
   # The same command again resumes with the recorded length, measuring
   # nothing: no change of settings, no new plan.
-  with tfds.testing.mock_data(num_examples=64):
-    again = train.train_and_evaluate(config, str(tmp_path))
+  again = train.train_and_evaluate(config, str(tmp_path))
   with open(os.path.join(tmp_path, 'history.json')) as f:
     history = json.load(f)
   assert len(history) == 2 and 'budget' not in history[1]

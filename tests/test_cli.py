@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RUN_MODULE = """
 import atexit, runpy, sys
 atexit.register(lambda: print('loaded:', *sorted(
-    m for m in ('tensorflow', 'clu', 'ssljax.train') if m in sys.modules),
+    m for m in ('tensorflow', 'ssljax.train') if m in sys.modules),
     file=sys.stderr))
 sys.argv[0] = sys.argv.pop(1)
 runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
@@ -77,7 +77,7 @@ def test_a_bad_flag_ends_the_command_in_one_line_and_starts_nothing(
 
 def test_a_bad_value_and_a_busy_workdir_are_refused_before_anything_loads(
     tmp_path):
-  """Before the model, clu and TensorFlow load: in seconds."""
+  """Before the model and TensorFlow load: in seconds."""
   code, ours, stderr, loaded = _command(
       'ssljax.main', '--config=configs/vicreg.py:smoke',
       '--config.train.log_every_steps=0', f'--workdir={tmp_path}/new')

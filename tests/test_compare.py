@@ -28,6 +28,7 @@ from ssljax.compare import runs
 from ssljax.compare import stats
 from ssljax.errors import InputError
 from ssljax.workdir import provenance
+from ssljax.workdir import writer as writer_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -260,10 +261,7 @@ def test_a_run_whose_workdir_is_gone_is_read_back_from_its_summary(
   assert not (tmp_path / 'out').exists()
   _finish(finished, {'config': finished.config, 'steps': 20,
                      'eval_summary': {'linear_probe_accuracy': 0.61}})
-  # Here: clu's writers load TensorFlow (5 s), which no other test of this
-  # file needs.
-  from clu import metric_writers  # pylint: disable=g-import-not-at-top
-  writer = metric_writers.SummaryWriter(finished.workdir)
+  writer = writer_lib.create(finished.workdir)
   writer.write_scalars(10, {'train/loss': 1.5})
   writer.write_scalars(20, {'train/loss': 0.5})
   writer.close()

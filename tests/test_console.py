@@ -1,5 +1,5 @@
 """The console and DIR/log.txt: every printed line reaches the log whole,
-even while another thread logs (clu's writer logs from its own thread)."""
+even while another thread logs (orbax logs from its own threads)."""
 import subprocess
 import sys
 import textwrap

@@ -2,11 +2,13 @@
 shared, every evaluator's result lands under its own name, and each module
 of ssljax/evaluators/ builds from the default config."""
 import fcntl
+import functools
 import importlib
 import json
 import threading
 import types
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -47,14 +49,21 @@ def test_features_are_extracted_once_and_shared_by_every_evaluator():
                 rng.integers(0, 10, n)) for s, n in (('train', 10),
                                                      ('test', 6))}
   seen = []
+  def run(name, f):
+    seen.append((name, f))
+    if name == 'a':
+      jax.jit(lambda x: x + 1)(jnp.ones(3))  # A program of its own.
+    return {'n': len(f.train)}
   record = lambda name: evaluators.Evaluator(
-      run=lambda f: seen.append((name, f)) or {'n': len(f.train)},
-      summary={f'{name}_n': 'n'})
+      run=functools.partial(run, name), summary={f'{name}_n': 'n'})
   results = evaluators.evaluate(encoder, state, splits,
                                 {'a': record('a'), 'b': record('b')})
   assert encoder.calls == [4, 4, 4, 4, 4]  # 10 + 6 images, padded to 4s.
-  for name in ('a', 'b'):  # Each timed, where it does not time itself.
+  for name in ('a', 'b'):  # Each timed, where it does not time itself,
     assert results[name].pop('seconds') >= 0
+  # and its compiling told apart: only a's run compiled.
+  assert results['a'].pop('compile_seconds') > 0
+  assert results['b'].pop('compile_seconds') == 0
   assert results['a'] == results['b'] == {'n': 10}
   assert results['features']['dim'] == 2
   assert evaluators.summary(results, {'a': record('a'), 'b': record('b')}) == {

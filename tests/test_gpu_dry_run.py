@@ -1,5 +1,5 @@
 """experiments/gpu/run.sh, dry-run on CPU as on an accelerator's image
-without TensorFlow, TFDS, clu, matplotlib, Pillow, scikit-learn or
+without TensorFlow, TFDS, matplotlib, Pillow, scikit-learn or
 TensorBoard: each fails to import in every process the script starts (as
 in a fresh virtual environment with only JAX, Flax, Optax and Orbax, where
 the script ran too: the closing note of the GPU issue)."""
@@ -16,7 +16,7 @@ from ssljax import pack
 from ssljax.workdir import events
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ABSENT = ('tensorflow', 'tensorflow_datasets', 'clu', 'matplotlib', 'PIL',
+ABSENT = ('tensorflow', 'tensorflow_datasets', 'matplotlib', 'PIL',
           'sklearn', 'tensorboard')
 # Tiny: 64 train images in batches of 16, a 1/16-wide encoder.
 TINY = ('model.width=0.0625', 'model.projector_widths=(32,32,32)',

@@ -2,7 +2,7 @@
 
 Each run is `python -m ssljax.main`'s own path (`hosts.initialize`, then
 `train.train_and_evaluate`) in fresh processes on localhost, their
-collectives through gloo, on `tfds.testing.mock_data`: a checkpoint one
+collectives through gloo, on conftest's mock arrays: a checkpoint one
 process wrote is resumed by two, which train on to the same state as the
 one process did; their own checkpoint is read back whole.
 """
@@ -27,14 +27,14 @@ from ssljax.workdir import checkpoints
 WORKER = '''
 import json, sys
 from ssljax import hosts
-address, count, rank, workdir = sys.argv[1:]
+address, count, rank, workdir, data_name = sys.argv[1:]
 if address != '-':
   hosts.initialize(address, int(count), int(rank))
-import tensorflow_datasets as tfds
 from configs import vicreg_tico
 from ssljax import train
 from tests import conftest
 config = conftest._shrink(vicreg_tico.get_config('smoke'))
+config.data.name = data_name
 config.model.projector_widths = (32, 32, 32)
 # 16 base channels at 16x16: the 4-channel test net is so ill-conditioned
 # that float32 summation order alone moves it by 1e-3 in a few steps.
@@ -51,8 +51,7 @@ config.collapse.num_images = 0  # Its programs: compiled in every process.
 config.model.online_probe = True  # The labels are split over hosts too.
 config.train.num_epochs = 1.0  # 4 steps, checkpointed at 2 and 4.
 config.train.keep_checkpoints = 5
-with tfds.testing.mock_data(num_examples=64):
-  results = train.train_and_evaluate(config, workdir)
+results = train.train_and_evaluate(config, workdir)
 if hosts.is_main():
   print('RESULTS', json.dumps(results['last_logged_train_metrics']))
 '''
@@ -64,8 +63,9 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _train(workdir: str, processes: int):
-  """Trains the tiny run in `workdir` on `processes` processes of 4 //
+def _train(workdir: str, processes: int, data_name: str):
+  """Trains the tiny run on `data_name` in `workdir` on `processes`
+  processes of 4 //
   processes devices each, at the tests' XLA flags with the users' fusion
   emitters (conftest.xla_flags_of_users); returns
   process 0's last logged metrics."""
@@ -76,7 +76,7 @@ def _train(workdir: str, processes: int):
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   launched = [subprocess.Popen(
       [sys.executable, '-c', WORKER, address, str(processes), str(rank),
-       workdir], env=env, cwd=root, stdout=subprocess.PIPE,
+       workdir, data_name], env=env, cwd=root, stdout=subprocess.PIPE,
       stderr=subprocess.STDOUT, text=True) for rank in range(processes)]
   outputs = [p.communicate(timeout=400)[0] for p in launched]
   for p, output in zip(launched, outputs):
@@ -115,14 +115,14 @@ def _assert_close(a, b, what):
 
 
 @pytest.mark.slow
-def test_two_processes_resume_and_train_as_one(tmp_path):
+def test_two_processes_resume_and_train_as_one(tmp_path, mock_arrays):
   one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
-  one_metrics = _train(one, processes=1)
+  one_metrics = _train(one, processes=1, data_name=mock_arrays)
   # The checkpoint one process wrote at step 2, resumed by two processes
   # (orbax's restore on several hosts), which train steps 3 and 4.
   shutil.copytree(one, two, ignore=shutil.ignore_patterns(
       '4', '4.json', 'results.json', 'run.lock'))
-  two_metrics = _train(two, processes=2)
+  two_metrics = _train(two, processes=2, data_name=mock_arrays)
   assert one_metrics.keys() == two_metrics.keys()
   # gloo's summation order against XLA's moved grad_norm by 9e-5 of itself
   # at XLA's -O0 on an Intel Xeon, and by 1.1e-5 at -O2 on an AMD EPYC

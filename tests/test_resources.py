@@ -68,16 +68,14 @@ def test_a_save_and_an_allocation_that_ran_out_are_told_apart(tmp_path):
 CONFIG = os.path.join(TESTS, 'trained_run_config.py')
 
 
-def _main(tmp_path, *flags, disk_kib=None):
+def _main(tmp_path, data_name, *flags, disk_kib=None):
   """(exit status, stderr's `ssljax:` lines, stderr, seconds) of ssljax.main
-  on mock data with WORKDIR=tmp_path/disk/run, tmp_path/disk a tmpfs of
+  on `data_name` with WORKDIR=tmp_path/disk/run, tmp_path/disk a tmpfs of
   `disk_kib` (in a mount namespace of its own, `unshare -rm`); the workdir
   is copied to tmp_path/run before the tmpfs goes."""
-  sys.path.insert(0, TESTS)
-  import conftest  # pylint: disable=g-import-not-at-top
   (tmp_path / 'disk').mkdir()
-  command = [sys.executable, '-c', conftest.MAIN_ON_MOCK_DATA,
-             f'--config={CONFIG}',
+  command = [sys.executable, '-m', 'ssljax.main', f'--config={CONFIG}',
+             f'--config.data.name={data_name}',
              f'--workdir={tmp_path / "disk" / "run"}', *flags]
   if disk_kib is not None:
     command = ['unshare', '-rm', 'sh', '-c',
@@ -100,8 +98,8 @@ def _unshare_works() -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not _unshare_works(), reason='needs unshare -rm')
 def test_a_checkpoint_the_disk_has_no_room_for_ends_the_run_in_one_line(
-    tmp_path):
-  status, ours, stderr, seconds = _main(tmp_path, disk_kib=250)
+    tmp_path, mock_arrays):
+  status, ours, stderr, seconds = _main(tmp_path, mock_arrays, disk_kib=250)
   print(f'{seconds:.1f} s: {ours}')  # The closing note's numbers.
   assert status == 75 and len(ours) == 1, stderr[-3000:]
   assert ours[0].startswith(
@@ -117,9 +115,11 @@ def test_a_checkpoint_the_disk_has_no_room_for_ends_the_run_in_one_line(
 
 
 @pytest.mark.slow
-def test_a_model_too_large_for_the_memory_ends_the_run_in_one_line(tmp_path):
+def test_a_model_too_large_for_the_memory_ends_the_run_in_one_line(
+    tmp_path, mock_arrays):
   """A ResNet-18 48 times as wide: 158 GiB of parameters."""
-  status, ours, stderr, seconds = _main(tmp_path, '--config.model.width=48.0')
+  status, ours, stderr, seconds = _main(tmp_path, mock_arrays,
+                                        '--config.model.width=48.0')
   print(f'{seconds:.1f} s: {ours}')
   assert status == 75 and len(ours) == 1, stderr[-3000:]
   assert ours[0].startswith('ssljax: out of memory (')

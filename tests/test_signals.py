@@ -21,12 +21,12 @@ from ssljax.workdir import history as history_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# A tiny VICReg run on mock data: 40 steps, checkpoints every 10.
+# A tiny VICReg run on conftest's mock arrays: 40 steps, checkpoints every
+# 10.
 _RUN = textwrap.dedent('''
     import sys
     sys.path.insert(0, {root!r})
     sys.path.insert(0, {tests!r})
-    import tensorflow_datasets as tfds
     from conftest import _shrink
     from configs import vicreg
     from ssljax import cli, train
@@ -38,11 +38,11 @@ _RUN = textwrap.dedent('''
     config.train.checkpoint_every_steps = 10
     config.collapse.num_images = 0
     config.evals = {{}}
-    with tfds.testing.mock_data(num_examples=64):
-      try:
-        train.train_and_evaluate(config, sys.argv[1])
-      except InputError as e:
-        sys.exit(f'ssljax: {{e}}')
+    config.data.name = {data_name!r}
+    try:
+      train.train_and_evaluate(config, sys.argv[1])
+    except InputError as e:
+      sys.exit(f'ssljax: {{e}}')
 ''')
 
 
@@ -88,12 +88,13 @@ def _final_checksums(workdir):
 
 
 @pytest.fixture(scope='module')
-def uninterrupted(tmp_path_factory):
+def uninterrupted(tmp_path_factory, mock_arrays):
   """(script, final checksums, seconds from the first checkpoint to the
   end) of the run no signal touched."""
   tmp = tmp_path_factory.mktemp('uninterrupted')
   script = tmp / 'run.py'
-  script.write_text(_RUN.format(root=ROOT, tests=os.path.join(ROOT, 'tests')))
+  script.write_text(_RUN.format(root=ROOT, tests=os.path.join(ROOT, 'tests'),
+                                data_name=mock_arrays))
   proc = _start(script, tmp / 'run')
   _wait_for_first_checkpoint(proc, tmp / 'run')
   after_first = time.time()
@@ -156,29 +157,28 @@ _TERMINATED_IN_SETUP = textwrap.dedent('''
     import os, signal, sys
     sys.path.insert(0, {root!r})
     sys.path.insert(0, {tests!r})
-    import tensorflow_datasets as tfds
     from conftest import _shrink
     from configs import vicreg
     from ssljax import cli, train
     config = _shrink(vicreg.get_config('smoke'))
     config.evals = {{}}
+    config.data.name = {data_name!r}
     view_grid = train.view_grid
     def terminated(*args):
       os.kill(os.getpid(), signal.SIGTERM)
       return view_grid(*args)
     train.view_grid = terminated
     workdir, sys.argv[1:] = sys.argv[1], []
-    with tfds.testing.mock_data(num_examples=64):
-      cli.run(lambda: train.train_and_evaluate(config, workdir))
+    cli.run(lambda: train.train_and_evaluate(config, workdir))
 ''')
 
 
 @pytest.mark.slow
 def test_sigterm_outside_the_loop_ends_in_one_line_and_is_recorded(
-    tmp_path):
+    tmp_path, mock_arrays):
   script = tmp_path / 'run.py'
   script.write_text(_TERMINATED_IN_SETUP.format(
-      root=ROOT, tests=os.path.join(ROOT, 'tests')))
+      root=ROOT, tests=os.path.join(ROOT, 'tests'), data_name=mock_arrays))
   proc = subprocess.run([sys.executable, str(script), str(tmp_path / 'run')],
                         capture_output=True, text=True, timeout=300,
                         check=False)

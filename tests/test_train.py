@@ -1,4 +1,4 @@
-"""End-to-end runs on `tfds.testing.mock_data`, resuming, evaluators, and bad
+"""End-to-end runs on conftest's mock arrays, resuming, evaluators, and bad
 input."""
 import glob
 import json
@@ -11,19 +11,13 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-import tensorflow_datasets as tfds
-from tensorboard.backend.event_processing import event_accumulator
 
 import ssljax
 from ssljax import step as step_lib
 from ssljax import train
 from ssljax.errors import InputError
 from ssljax.workdir import checkpoints
-
-
-def _run(config, workdir):
-  with tfds.testing.mock_data(num_examples=64):
-    return train.train_and_evaluate(config, str(workdir))
+from ssljax.workdir import events
 
 
 def _final_params(workdir):
@@ -34,10 +28,7 @@ def _final_params(workdir):
 
 
 def _logged_steps(workdir, tag):
-  events = event_accumulator.EventAccumulator(
-      str(workdir), size_guidance={event_accumulator.TENSORS: 0})
-  events.Reload()
-  return [e.step for e in events.Tensors(tag)]
+  return [step for _, step, _ in events.scalar_events(str(workdir))[tag]]
 
 
 @pytest.mark.slow
@@ -81,7 +72,7 @@ def test_the_console_shows_progress_and_results_and_log_txt_everything(
           if line.startswith('step ')] == ['2/6', '4/6', '6/6']
   assert any(line.startswith('  linear_probe_accuracy') for line in console)
   assert console[-1].startswith('64 test images; total ')
-  # No absl INFO line (JAX's, orbax's, clu's writers') reaches the console:
+  # No absl INFO line (JAX's, orbax's, the writer's) reaches the console:
   absl_info = lambda line: line[:1] == 'I' and line[1:5].isdigit()
   assert not [line for line in console + errors if absl_info(line)]
   assert len(console) <= 25, console
@@ -113,7 +104,7 @@ def test_a_damaged_checkpoint_is_set_aside_and_the_resume_ends_bit_identical(
   capsys.readouterr()
   config = ml_collections.ConfigDict(config.to_dict())
   config.evals = {}  # Bookkeeping: the resume is what is checked.
-  _run(config, workdir)
+  train.train_and_evaluate(config, str(workdir))
   out = capsys.readouterr().out
   assert 'checkpoints/6 ' in out and 'resuming from step 4, the newest ' in out
   assert os.listdir(workdir / 'damaged_checkpoints') == ['6']  # Kept.
@@ -172,12 +163,13 @@ def test_a_checkpoint_of_another_state_layout_is_refused_and_kept(tmp_path):
 
 @pytest.mark.slow
 def test_divergence_names_the_first_non_finite_term_and_logs_the_interval(
-    tiny_config, tmp_path):
+    tiny_config, tmp_path, mock_arrays):
+  tiny_config.data.name = mock_arrays
   tiny_config.optimizer.learning_rate = 1e30  # Overflows within a step.
   tiny_config.train.log_every_steps = 3
   tiny_config.train.checkpoint_every_steps = 3
   with pytest.raises(train.TrainingDiverged) as raised:
-    _run(tiny_config, tmp_path)
+    train.train_and_evaluate(tiny_config, str(tmp_path))
   message = str(raised.value)
   assert 'first non-finite at step ' in message, message
   first_step = int(message.split('first non-finite at step ')[1].split(':')[0])

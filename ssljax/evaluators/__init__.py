@@ -26,6 +26,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import ml_collections
 import numpy as np
 
+from ssljax import compiling
 from ssljax import features as features_lib
 from ssljax import pictures
 from ssljax.errors import InputError
@@ -132,11 +133,12 @@ def evaluate(encoder: features_lib.Encoder, state, splits: dict,
              evaluators: dict[str, Evaluator]) -> dict:
   """Extracts the features of both splits ({split: (uint8 images, labels)})
   once and runs every evaluator on them: {name: its result, with its
-  'seconds'}, plus the extraction's 'features' {'dim', 'seconds'}; {} when
-  there is no evaluator."""
+  'seconds' and, of those, its 'compile_seconds'}, plus the extraction's
+  'features' {'dim', 'seconds', 'compile_seconds'}; {} when there is no
+  evaluator."""
   if not evaluators:
     return {}
-  start = time.time()
+  start, compiled = time.time(), compiling.seconds()
   (train_images, train_labels), (test_images, test_labels) = (
       splits['train'], splits['test'])
   features = Features(
@@ -147,11 +149,13 @@ def evaluate(encoder: features_lib.Encoder, state, splits: dict,
       diagnose=lambda images: encoder.measure(
           state, encoder.held_out_views(images)))
   results = {'features': {'dim': int(features.train.shape[1]),
-                          'seconds': time.time() - start}}
+                          'seconds': time.time() - start,
+                          'compile_seconds': compiling.seconds() - compiled}}
   for name, evaluator in evaluators.items():
-    start = time.time()
+    start, compiled = time.time(), compiling.seconds()
     results[name] = evaluator.run(features)
     results[name].setdefault('seconds', time.time() - start)
+    results[name]['compile_seconds'] = compiling.seconds() - compiled
   return results
 
 

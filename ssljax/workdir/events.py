@@ -1,11 +1,24 @@
 """A workdir's TensorBoard scalars, read back for reports and plots: the
 training run's own (DIR) and those of `ssljax.evaluate` (DIR/eval), as
-TensorFlow's summaries write them (tensors) or tensorboardX does (simple
-values: `ssljax.workdir.writer` without TensorFlow)."""
+tensorboardX writes them (simple values: `ssljax.workdir.writer`) or as
+clu's writer wrote them in runs made before (tensors).
+
+TensorBoard's readers read files through TensorFlow wherever it is
+installed, importing it (seconds, and most of a report's start-up), unless
+the module `tensorboard.compat.notf` exists: TensorBoard's own switch to the
+pure-Python reader it ships (`tensorboard.compat.tf`), which reads the same
+events. Importing this module sets it, for TensorBoard's readers in this
+process.
+"""
 import os
+import sys
+import types
 
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
+
+sys.modules.setdefault('tensorboard.compat.notf',
+                       types.ModuleType('tensorboard.compat.notf'))
 
 
 def scalar_events(workdir: str) -> dict:
@@ -28,7 +41,7 @@ def scalar_events(workdir: str) -> dict:
     for tag in events.Tags()['scalars']:
       found.setdefault(tag, []).extend(
           (e.wall_time, e.step, float(e.value)) for e in events.Scalars(tag))
-  # By step, then time: one tag may be written both ways (a run resumed on
-  # a machine with TensorFlow after one without).
+  # By step, then time: one tag may be written both ways (a run begun with
+  # clu's writer and resumed with tensorboardX).
   return {tag: sorted(values, key=lambda v: (v[1], v[0]))
           for tag, values in found.items()}

@@ -12,7 +12,7 @@ import jax
 import ssljax
 
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint',
-            'ml-collections', 'clu', 'dm-pix', 'tensorflow-datasets',
+            'ml-collections', 'tensorboardX', 'dm-pix', 'tensorflow-datasets',
             'tensorflow', 'tensorflow-cpu', 'numpy', 'scikit-learn',
             'matplotlib')
 

@@ -1,10 +1,12 @@
 """The TensorBoard writer of a run (DIR) and of `ssljax.evaluate` (DIR/eval).
 
-Where TensorFlow is installed, clu's default writer: its summaries, and the
-values in the log. Where it is not (an accelerator's image has JAX but not
-TensorFlow, and clu's writers import it), `EventWriter` writes the same
-kinds of events with tensorboardX, which needs only protobuf; TensorBoard
-and `ssljax.workdir.events` read both.
+tensorboardX writes the events (it needs only protobuf), where TensorFlow is
+installed or not: clu's writers import TensorFlow, several seconds of every
+start-up, and an accelerator's image may not have it. TensorBoard and
+`ssljax.workdir.events` read these events (scalars as simple values) and
+the tensor summaries that clu's writer wrote in runs made before.
+tensorboardX rewrites characters a tag may not hold: `knn[k=20]/accuracy`
+is written as `knn_k_20_/accuracy`.
 """
 import functools
 import importlib.util
@@ -13,16 +15,10 @@ from absl import logging
 import numpy as np
 
 
-def create(logdir: str, just_logging: bool = False):
-  """clu's default writer for `logdir` where TensorFlow imports, else an
-  EventWriter. `just_logging`: values to the log only (the processes other
-  than 0 of a multi-host run)."""
-  try:
-    from clu import metric_writers  # pylint: disable=g-import-not-at-top
-  except ImportError:  # No TensorFlow.
-    return EventWriter(logdir, just_logging)
-  return metric_writers.create_default_writer(logdir,
-                                              just_logging=just_logging)
+def create(logdir: str, just_logging: bool = False) -> 'EventWriter':
+  """The writer of `logdir`. `just_logging`: values to the log only (the
+  processes other than 0 of a multi-host run)."""
+  return EventWriter(logdir, just_logging)
 
 
 @functools.cache
@@ -35,8 +31,8 @@ def _has_pillow() -> bool:
 
 
 class EventWriter:
-  """The methods of clu's MetricWriter that ssljax calls, on tensorboardX,
-  each value also logged as clu's LoggingWriter does."""
+  """Scalars, images, histograms, texts and hyperparameters, as TensorBoard
+  reads them, each value also in the log."""
 
   def __init__(self, logdir: str, just_logging: bool = False):
     self._events = None
