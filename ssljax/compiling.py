@@ -1,9 +1,10 @@
 """The seconds JAX has spent compiling in this process, read as a clock.
 
-Lowering and XLA's compile (or the persistent cache's retrieval) of each
-program, as JAX reports them (`jax.monitoring`); not tracing, whose
-reports nest (a jitted function traced inside another is reported within
-the other's time), so that summing them would count it twice. An evaluation's
+Lowering and XLA's compile of each program, as JAX reports them
+(`jax.monitoring`; the compile's report covers the persistent cache's
+retrieval where the program is found there); not tracing, whose reports
+nest (a jitted function traced inside another is reported within the
+other's time), so that summing them would count it twice. An evaluation's
 first run compiles its programs and every later one reuses them, so the
 first one's time overstates the others' by its compiling (a budget's
 plan, `ssljax.budget`, times the first and plans the others).
@@ -11,8 +12,7 @@ plan, `ssljax.budget`, times the first and plans the others).
 from jax import monitoring
 
 EVENTS = ('/jax/core/compile/jaxpr_to_mlir_module_duration',
-          '/jax/core/compile/backend_compile_duration',
-          '/jax/compilation_cache/cache_retrieval_time_sec')
+          '/jax/core/compile/backend_compile_duration')
 _total = [0.0]
 
 

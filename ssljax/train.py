@@ -527,7 +527,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   finally:
     if bar is not None:
       bar.close()
-    writer.close()  # Every event written, whichever writer.
+    writer.close()  # tensorboardX writes what it queued on closing.
     if hosts.is_main():
       history = history_lib.finish(workdir, history, to_step=step,
                                    train_seconds=interval.train_seconds,

@@ -126,6 +126,7 @@ def test_a_budget_run_records_its_length_and_resumes_with_it(
       abs=2e-3)
   with open(tmp_path / 'eval' / f'{results["steps"]}.json') as f:
     final = json.load(f)['evals']
+  assert final['features']['compile_seconds'] == 0
   assert final['linear_probe']['compile_seconds'] == 0
   assert f'--config.train.num_epochs={chosen}' in capsys.readouterr().out
   # The same command again resumes with the recorded length, measuring

@@ -16,7 +16,7 @@ from ssljax import pack
 from ssljax.workdir import events
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ABSENT = ('tensorflow', 'tensorflow_datasets', 'matplotlib', 'PIL',
+ABSENT = ('tensorflow', 'tensorflow_datasets', 'clu', 'matplotlib', 'PIL',
           'sklearn', 'tensorboard')
 # Tiny: 64 train images in batches of 16, a 1/16-wide encoder.
 TINY = ('model.width=0.0625', 'model.projector_widths=(32,32,32)',

@@ -70,3 +70,36 @@ def test_without_matplotlib_a_picture_is_none_and_said_once(monkeypatch,
   finally:
     pictures.pyplot.cache_clear()
   assert capsys.readouterr().out.count('without their pictures') == 1
+
+
+def test_two_writers_of_one_folder_at_once_keep_both_their_events(tmp_path):
+  """`ssljax.evaluate` run twice at once on a workdir: tensorboardX names a
+  file by the second and the host, and truncates one of that name."""
+  first = writer_lib.create(str(tmp_path))
+  second = writer_lib.create(str(tmp_path))
+  first.write_scalars(1, {'knn/accuracy': 0.5})
+  second.write_scalars(2, {'knn/accuracy': 0.25})
+  first.close()
+  second.close()
+  found = events.scalar_events(str(tmp_path))['knn/accuracy']
+  assert [(s, v) for _, s, v in found] == [(1, 0.5), (2, 0.25)]
+
+
+def test_the_tensor_scalars_of_runs_written_by_clu_are_read_back(tmp_path):
+  """Runs before 2026-12-07 wrote scalars as TensorFlow's summaries do: a
+  float32 tensor of the scalars plugin."""
+  from tensorboardX.proto import summary_pb2  # pylint: disable=g-import-not-at-top
+  from tensorboardX.proto import tensor_pb2  # pylint: disable=g-import-not-at-top
+  from tensorboardX.proto import types_pb2  # pylint: disable=g-import-not-at-top
+  writer = writer_lib.create(str(tmp_path))
+  writer.write_scalars(1, {'train/loss': 2.5})
+  tensor = summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+      tag='train/loss', tensor=tensor_pb2.TensorProto(
+          dtype=types_pb2.DT_FLOAT, float_val=[1.5]),
+      metadata=summary_pb2.SummaryMetadata(
+          plugin_data=summary_pb2.SummaryMetadata.PluginData(
+              plugin_name='scalars')))])
+  writer._events.file_writer.add_summary(tensor, 2)  # pylint: disable=protected-access
+  writer.close()
+  found = events.scalar_events(str(tmp_path))['train/loss']
+  assert [(s, v) for _, s, v in found] == [(1, 2.5), (2, 1.5)]

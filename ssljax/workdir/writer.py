@@ -10,6 +10,8 @@ is written as `knn_k_20_/accuracy`.
 """
 import functools
 import importlib.util
+import os
+import uuid
 
 from absl import logging
 import numpy as np
@@ -38,7 +40,12 @@ class EventWriter:
     self._events = None
     if not just_logging:
       import tensorboardX  # pylint: disable=g-import-not-at-top
-      self._events = tensorboardX.SummaryWriter(logdir, flush_secs=30)
+      # tensorboardX names its file by the second and the host, and
+      # truncates one of that name: two writers of one folder in one second
+      # (`ssljax.evaluate` run twice at once) would lose the first's events.
+      self._events = tensorboardX.SummaryWriter(
+          logdir, flush_secs=30,
+          filename_suffix=f'.{os.getpid()}.{uuid.uuid4().hex[:8]}')
 
   def write_scalars(self, step: int, scalars: dict):
     logging.info('[%d] %s', step, ', '.join(
