@@ -463,35 +463,18 @@ def test_diagnostics_are_read_at_the_last_log_and_summarised_per_arm():
 
 
 # `python -m ssljax.compare`, each run trained by `python -m ssljax.main`
-# on mock data (TRAIN_COMMAND), as tiny as a run gets.
-_MOCK_MAIN = textwrap.dedent('''
-    import sys
-    import tensorflow_datasets as tfds
-    from ssljax import cli, main
-    with tfds.testing.mock_data(num_examples=64):
-      cli.run(main.main)
-''')
-_COMPARE = textwrap.dedent('''
-    import sys
-    from ssljax import cli
-    from ssljax.compare import __main__ as compare, runs
-    runs.TRAIN_COMMAND = (sys.executable, {mock_main!r})
-    cli.run(compare.main)
-''')
+# on conftest's mock arrays, as tiny as a run gets.
 TINY = ('model.width=0.0625', 'model.projector_widths=(32,32,32)',
         'train.batch_size=16', 'train.num_epochs=1.0', 'eval_batch_size=16',
         'evals.linear_probe.num_steps=30', 'collapse.num_images=0')
 
 
-def _compare(tmp_path, *flags):
-  (tmp_path / 'mock_main.py').write_text(_MOCK_MAIN)
-  script = tmp_path / 'compare.py'
-  script.write_text(_COMPARE.format(mock_main=str(tmp_path / 'mock_main.py')))
+def _compare(tmp_path, data_name, *flags):
   return subprocess.run(
-      [sys.executable, str(script), '--name=tiny', '--preset=smoke',
-       '--methods=vicreg', '--seeds=0', '--norandom_init',
+      [sys.executable, '-m', 'ssljax.compare', '--name=tiny',
+       '--preset=smoke', '--methods=vicreg', '--seeds=0', '--norandom_init',
        f'--root={tmp_path / "runs"}', f'--out_dir={tmp_path / "out"}',
-       *(f'--set={s}' for s in TINY), *flags],
+       *(f'--set={s}' for s in (*TINY, f'data.name={data_name}')), *flags],
       cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -512,10 +495,10 @@ def test_a_bad_reference_or_seeds_are_named(flag, message):
   assert message in str(raised.value)
 
 
-def test_a_refused_grid_exits_75_and_writes_nothing(tmp_path):
+def test_a_refused_grid_exits_75_and_writes_nothing(tmp_path, mock_arrays):
   """In a process of its own for the exit status and what is not written
   (the messages: above)."""
-  refused = _compare(tmp_path, '--seeds=0,1,0')
+  refused = _compare(tmp_path, mock_arrays, '--seeds=0,1,0')
   assert refused.returncode == 75, refused.stderr
   assert 'names a seed more than once' in refused.stderr
   assert not (tmp_path / 'runs').exists()
@@ -527,8 +510,9 @@ def test_a_refused_grid_exits_75_and_writes_nothing(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get('SSLJAX_COMPARE_E2E'),
                     reason='opt-in (SSLJAX_COMPARE_E2E=1): CI time')
-def test_a_grid_is_trained_once_read_back_and_reported(tmp_path):
-  first = _compare(tmp_path)
+def test_a_grid_is_trained_once_read_back_and_reported(tmp_path,
+                                                       mock_arrays):
+  first = _compare(tmp_path, mock_arrays)
   assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
   assert '1 runs: 0 finished, 1 to train now' in first.stdout
   [workdir] = os.listdir(tmp_path / 'runs')
@@ -547,20 +531,21 @@ def test_a_grid_is_trained_once_read_back_and_reported(tmp_path):
   for picture in ('tiny_accuracy.png', 'tiny_training.png'):
     assert (tmp_path / 'out' / picture).stat().st_size > 1000
 
-  again = _compare(tmp_path)  # Read back, not retrained.
+  again = _compare(tmp_path, mock_arrays)  # Read back, not retrained.
   assert again.returncode == 0, again.stderr[-3000:]
   assert '1 runs: 1 finished, 0 to train now' in again.stdout
   assert os.listdir(tmp_path / 'runs') == [workdir]
 
   # Another machine: the workdir is gone, the report's summary is not.
   os.rename(tmp_path / 'runs', tmp_path / 'elsewhere')
-  moved = _compare(tmp_path)
+  moved = _compare(tmp_path, mock_arrays)
   assert moved.returncode == 0, moved.stderr[-3000:]
   assert '1 runs: 1 finished, 0 to train now' in moved.stdout
   assert (tmp_path / 'out' / 'tiny.md').read_text() == report
   os.rename(tmp_path / 'elsewhere', tmp_path / 'runs')
 
-  changed = _compare(tmp_path, '--set=optimizer.learning_rate=0.2',
+  changed = _compare(tmp_path, mock_arrays,
+                     '--set=optimizer.learning_rate=0.2',
                      '--max_runs=0')  # Another run: not mixed in.
   assert changed.returncode == 0, changed.stderr[-3000:]
   assert '1 runs: 0 finished, 0 to train now' in changed.stdout
