@@ -8,10 +8,11 @@ compiling (a few dozen timed steps; the host's speed drifts after them,
 which MARGIN leaves room for), the evaluations (run once on the initial
 encoder: they cost the same at any step less the compiling that only the
 first one does, and that first one is the run's accuracy at time zero),
-and a log. `length` then fits the most training into what is left, and the run trains that length with a schedule built for it,
-recorded as `train.num_epochs` in the config of its checkpoints,
-history.json and results.json: a resume takes the recorded length (`recorded`),
-and `--config.train.num_epochs=<recorded>` trains the same run anywhere.
+and a log. `length` then fits the most training into what is left, and
+the run trains that length with a schedule built for it, recorded as
+`train.num_epochs` in the config of its checkpoints, history.json and
+results.json: a resume takes the recorded length (`recorded`), and
+`--config.train.num_epochs=<recorded>` trains the same run anywhere.
 Budgeted training decays the learning rate over the whole budget rather than
 cutting a longer schedule short (Li, Yumer & Ramanan, ICLR 2020), which
 a length chosen before the first step allows.

@@ -191,8 +191,8 @@ def record(writer, workdir: str, step: int, results: dict,
   run's, `ssljax.evaluate --set`) never replace those: they are kept in
   'other_settings', one per distinct settings, and in TensorBoard under
   `<evaluator>[<what differs>]/<key>` (which tensorboardX writes as
-  `knn_k_1_/accuracy` for `knn[k=1]/accuracy`). Prints this evaluation's summary as
-  a table; returns the JSON's content."""
+  `knn_k_1_/accuracy` for `knn[k=1]/accuracy`). Prints this evaluation's
+  summary as a table; returns the JSON's content."""
   changed = changed or {}
   directory = os.path.join(workdir, 'eval', str(step))
   os.makedirs(directory, exist_ok=True)
