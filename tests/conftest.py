@@ -53,9 +53,14 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-  """The tests run with the memory setup of the commands (ssljax.hugepages):
-  pytest re-executes itself once, its output given back first (pytest
-  captures it by now); the xdist workers inherit the setting.
+  """The tests and the commands they start keep 4 KiB pages: the setting
+  `GLIBC_TUNABLES=glibc.malloc.hugetlb=0`, which the xdist workers and
+  every subprocess inherit, keeps the commands from re-executing themselves
+  with huge pages (ssljax.hugepages; tests/test_hugepages.py checks that
+  they do). Huge pages speed up the large buffers of a real step; the
+  tests' tiny programs only pay for them, the kernel zeroing 2 MiB for
+  each fresh mapping: the fast tier spent 25-30 s of kernel time with them
+  and 13-14 s without (docs/speed.md).
 
   They also share JAX's persistent compilation cache, kept in pytest's cache
   directory: most slow tests train the same tiny model, in this process, in
@@ -90,12 +95,12 @@ def pytest_configure(config):
     # caching every program quadratic (CI 24.1 minutes against 21.9).
     os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
     os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', '-1')
-  config.pluginmanager.getplugin('capturemanager').suspend_global_capture(
-      in_=True)
-  hugepages.reexec()
-  config.pluginmanager.getplugin('capturemanager').resume_global_capture()
-  # Here, not at the top (subprocesses of the tests import this module
-  # too), and after re-executing (it imports JAX: 1.6 s).
+  if hugepages.TUNABLE not in os.environ.get('GLIBC_TUNABLES', ''):
+    os.environ['GLIBC_TUNABLES'] = ':'.join(
+        t for t in (os.environ.get('GLIBC_TUNABLES'),
+                    f'{hugepages.TUNABLE}=0') if t)
+  # Here, not at the top: subprocesses of the tests import this module too
+  # (and it imports JAX).
   import golden  # pylint: disable=g-import-not-at-top
   golden.RECORD = config.getoption('golden') == 'record'
 
