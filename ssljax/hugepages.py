@@ -31,6 +31,13 @@ def _supported() -> bool:
   return libc == 'glibc' and (major, minor) >= (2, 35) and '[never]' not in thp
 
 
+def tunables_with(value: int) -> str:
+  """GLIBC_TUNABLES with glibc.malloc.hugetlb=value added to the others
+  set."""
+  return ':'.join(t for t in (os.environ.get('GLIBC_TUNABLES'),
+                              f'{TUNABLE}={value}') if t)
+
+
 def reexec():
   """Re-executes this command with glibc.malloc.hugetlb=1, unless it is set
   already (by us or the user) or not supported here."""
@@ -39,7 +46,6 @@ def reexec():
     return
   if not _supported():
     return
-  env = dict(os.environ, GLIBC_TUNABLES=':'.join(
-      t for t in (tunables, TUNABLE + '=1') if t))
+  env = dict(os.environ, GLIBC_TUNABLES=tunables_with(1))
   sys.stdout.flush()
   os.execve(sys.executable, sys.orig_argv, env)

@@ -96,9 +96,7 @@ def pytest_configure(config):
     os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
     os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', '-1')
   if hugepages.TUNABLE not in os.environ.get('GLIBC_TUNABLES', ''):
-    os.environ['GLIBC_TUNABLES'] = ':'.join(
-        t for t in (os.environ.get('GLIBC_TUNABLES'),
-                    f'{hugepages.TUNABLE}=0') if t)
+    os.environ['GLIBC_TUNABLES'] = hugepages.tunables_with(0)
   # Here, not at the top: subprocesses of the tests import this module too
   # (and it imports JAX).
   import golden  # pylint: disable=g-import-not-at-top

@@ -48,6 +48,9 @@ def _command(*args):
      "could not convert string to float: 'many'"),
     (('--config=configs/nope.py',),
      "No such file or directory: 'configs/nope.py'"),
+    (('--config=configs/vicreg.py:smoke', '--config.train.log_every_steps=0'),
+     'Out of range: config.train.log_every_steps=0 (must be >= 1). Nothing '
+     'was started; set them with --config.KEY=VALUE.'),
     (('--config=configs/vicreg.py:tiny',),
      "Unknown config preset 'tiny'; allowed values: ['full', 'cpu', 'cpu10', "
      "'cpu30', 'cpu120', 'smoke', 'gpu', 'tpu']"),
@@ -74,7 +77,7 @@ def test_a_bad_flag_ends_the_command_in_one_line_and_starts_nothing(
 def test_a_bad_value_and_a_busy_workdir_are_refused_before_anything_loads(
     tmp_path):
   """Before the model and TensorFlow load: in seconds. (The bad value's
-  one line is checked in test_validate.py; here `--verbose` shows its
+  one line is checked above, in this process; here `--verbose` shows its
   traceback instead.)"""
   code, _, stderr, loaded = _command(
       'ssljax.main', '--config=configs/vicreg.py:smoke',

@@ -48,3 +48,12 @@ def test_where_huge_pages_are_not_granted_nothing_is_re_executed(
   monkeypatch.setattr(os, 'execve', lambda *a: pytest.fail('re-executed'))
   hugepages.reexec()
   assert 'GLIBC_TUNABLES' not in os.environ
+
+
+def test_the_tunable_is_added_beside_the_users_others(monkeypatch):
+  """As the tests set it for their commands (conftest.py): 4 KiB pages."""
+  monkeypatch.setenv('GLIBC_TUNABLES', 'glibc.malloc.tcache_count=8')
+  assert hugepages.tunables_with(0) == (
+      'glibc.malloc.tcache_count=8:glibc.malloc.hugetlb=0')
+  monkeypatch.delenv('GLIBC_TUNABLES')
+  assert hugepages.tunables_with(0) == 'glibc.malloc.hugetlb=0'
