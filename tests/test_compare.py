@@ -303,6 +303,25 @@ def test_a_run_whose_workdir_is_gone_is_read_back_from_its_summary(
   assert report.rerun_table([]) == ''
 
 
+def test_a_run_kept_from_another_machine_is_not_trained_here(tmp_path):
+  """--again_here trains a run whose results all come from other machines;
+  once it finished here (its workdir, then the rerun kept beside), not."""
+  [run] = runs.plan([runs.Arm('vicreg', 'vicreg')], [0], 'smoke', [],
+                    str(tmp_path / 'root'), os.path.join(ROOT, 'configs'),
+                    str(tmp_path / 'out'))
+  elsewhere = dict(provenance.host(), cpu_family='another')
+  for machine, probe in ((elsewhere, 0.61), (provenance.host(), 0.58)):
+    _finish(run, {'config': run.config, 'steps': 20,
+                  'provenance': {'machine': machine},
+                  'eval_summary': {'linear_probe_accuracy': probe}})
+    assert runs.trained_here(run, runs.stored(run)) == (probe == 0.58)
+    runs.keep(run)
+    shutil.rmtree(tmp_path / 'root')
+  first = runs.stored(run)  # From elsewhere; the rerun beside is this one.
+  assert first.results['eval_summary']['linear_probe_accuracy'] == 0.61
+  assert runs.trained_here(run, first)
+
+
 def test_a_budget_run_is_read_back_with_the_length_it_chose(tmp_path):
   """A budget preset is planned with its length to choose (NaN) and
   finishes with the length it chose, which its results record: the same
@@ -407,6 +426,30 @@ def test_tables_give_intervals_paired_gains_findings_and_missing_runs():
   assert '1 failed' in status and '`--retry_failed` trains them' in status
   assert '1 not yet run (the same command trains them)' in status
   assert report.status_line(grouped['a']) == 'All 3 runs finished.'
+
+
+def test_one_machine_pairs_each_seed_with_a_result_from_the_same_machine():
+  """Arm a trained on machine X; the reference r first on Y, then again
+  on X at seeds 0 and 1 and on an unrecorded machine at seed 2: on one
+  machine, a's seeds 0 and 1 pair with r's results on X and seed 2 is
+  left out; the kept tables pair the first results, machine or not."""
+  def on(label, seed, probe, where):
+    o = _outcome(label, seed, probe)
+    if where:
+      o.results['provenance'] = {'machine': {'cpu_model': where}}
+    return o
+  a = [on('a', s, p, 'X') for s, p in enumerate([0.60, 0.62, 0.61])]
+  r = [on('r', s, p, 'Y') for s, p in enumerate([0.50, 0.52, 0.51])]
+  again = [on('r', 0, 0.58, 'X'), on('r', 1, 0.59, 'X'), on('r', 2, 0.4, '')]
+  pair = report.on_one_machine(a + r + again)
+  assert pair('a', 'r') == ({0: 0.60, 1: 0.62}, {0: 0.58, 1: 0.59})
+  assert pair('r', 'a') == ({0: 0.58, 1: 0.59}, {0: 0.60, 1: 0.62})
+  unrecorded = [_outcome('b', 2, 0.3)]  # Not the same machine as r's again.
+  assert report.on_one_machine(unrecorded + again)('b', 'r') == ({}, {})
+  grouped = {'a': a, 'r': r}
+  assert '| a − r | 3 | 0.1000 [' in report.pairwise_table(grouped, None, 'r')
+  one = report.pairwise_table(grouped, None, 'r', pair=pair)
+  assert '| a − r | 2 | 0.0250 [' in one
 
 
 def test_the_header_counts_finished_runs_per_cpu_model():

@@ -4,7 +4,7 @@
       --methods=vicreg,tico,vicreg_tico --seeds=0,1,2 \
       [--variant="beta 0:vicreg_tico method.beta=0.0" ...] \
       [--set=train.num_epochs=2 ...] [--reference=LABEL] [--root=DIR] \
-      [--max_runs=N]
+      [--max_runs=N] [--again_here]
 
 Trains every arm (each method, each variant, and the random-init encoder)
 at every seed, one run at a time, each with `python -m ssljax.main` in its
@@ -61,6 +61,11 @@ flags.DEFINE_bool('retry_failed', False, 'Train failed runs again (by '
                   "reported as the run's result; one stopped by its input or "
                   'environment, e.g. missing data or out of memory, is '
                   'trained again by the next sitting anyway).')
+flags.DEFINE_bool('again_here', False, 'Train again, on this machine, the '
+                  'finished runs whose results all come from other machines '
+                  '(a host moves a run about as much as a seed does): kept '
+                  'beside the first, which the tables keep; the report adds '
+                  'differences paired on one machine.')
 flags.mark_flags_as_required(['name', 'preset'])
 
 
@@ -76,8 +81,10 @@ def runs_of_flags() -> list[runs_lib.Run]:
 def main():
   grid = runs_of_flags()
   kept = [runs_lib.stored(r) for r in grid]
-  todo = [r for r, k in zip(grid, kept) if k.results is None
-          and (FLAGS.retry_failed or not k.failure)]
+  todo = [r for r, k in zip(grid, kept)
+          if (k.results is None and (FLAGS.retry_failed or not k.failure))
+          or (FLAGS.again_here and k.results is not None
+              and not runs_lib.trained_here(r, k))]
   if FLAGS.max_runs >= 0:
     todo = todo[:FLAGS.max_runs]
   finished = sum(k.results is not None for k in kept)
@@ -101,7 +108,8 @@ def main():
   # runs and the report live, are not part of it.
   command = 'python -m ssljax.compare ' + shlex.join(
       a for a in sys.argv[1:]
-      if not a.startswith(('--max_runs', '--root', '--out_dir')))
+      if not a.startswith(('--max_runs', '--root', '--out_dir',
+                           '--again_here', '--noagain_here')))
   print(report.document(
       FLAGS.name, command, FLAGS.preset, runs_lib.seeds(FLAGS.seeds),
       [report.outcome(r, k) for r, k in zip(grid, kept)],

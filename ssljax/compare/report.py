@@ -5,6 +5,7 @@ over training), all from what is kept of each run (`runs.stored`: its
 results.json, compare_run.json and TensorBoard scalars)."""
 import collections
 import dataclasses
+import json
 import math
 import os
 
@@ -161,22 +162,54 @@ def seed_table(grouped: dict[str, list[Outcome]]) -> str:
   return '\n'.join(lines)
 
 
+def machine(o: Outcome) -> str | None:
+  """The machine that trained a finished run, as its provenance records it
+  (CPU family and model number, vector extensions, cores: what decides
+  XLA:CPU's code); None where it was not recorded."""
+  found = (o.results or {}).get('provenance', {}).get('machine')
+  return None if found is None else json.dumps(found, sort_keys=True)
+
+
+def on_one_machine(outcomes: list[Outcome], key: str = MEASURES[0][0]):
+  """pair(a, b) -> ({seed: A's `key`}, {seed: B's}) over the seeds where
+  arms A and B both have a result from one machine (`machine`), reading
+  every result kept of a run, reruns included; a run's first result on a
+  machine stands for it there."""
+  found = {}
+  for o in outcomes:
+    if machine(o) is not None and o.values.get(key) is not None:
+      found.setdefault((o.run.arm.label, o.run.seed), {}).setdefault(
+          machine(o), o.values[key])
+
+  def pair(a: str, b: str) -> tuple[dict, dict]:
+    values_a, values_b = {}, {}
+    for (label, seed), on_a in found.items():
+      on_b = found.get((b, seed), {})
+      common = sorted(on_a.keys() & on_b.keys()) if label == a else []
+      if common:
+        values_a[seed], values_b[seed] = on_a[common[0]], on_b[common[0]]
+    return values_a, values_b
+  return pair
+
+
 def pairwise_table(grouped: dict[str, list[Outcome]], baseline: str | None,
                    reference: str | None = None,
-                   key: str = MEASURES[0][0]) -> str:
+                   key: str = MEASURES[0][0], pair=None) -> str:
   """Every pair of arms (the baseline aside), or with a `reference` each
   arm against it only (an ablation's planned contrasts: Holm over 7 pairs
   rather than 28 keeps the power to answer what the grid asks): the paired
   difference of `key` over their common seeds, its t-test, Holm-adjusted
-  over the table, and the finding in words."""
+  over the table, and the finding in words. `pair(a, b)` gives the two
+  arms' {seed: value} (`on_one_machine`); by default each arm's kept
+  results."""
   labels = [label for label in grouped if label != baseline]
   if reference is None:
     pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]]
   else:
     pairs = [(a, reference) for a in labels if a != reference]
-  found = [stats.paired_difference(seed_values(grouped[a], key),
-                                   seed_values(grouped[b], key))
-           for a, b in pairs]
+  pair = pair or (lambda a, b: (seed_values(grouped[a], key),
+                                seed_values(grouped[b], key)))
+  found = [stats.paired_difference(*pair(a, b)) for a, b in pairs]
   adjusted = stats.holm([d.p for d in found])
   lines = ['| A − B | seeds | difference: mean [95% interval] | p (paired t) '
            '| Holm-adjusted p | finding |', '|---|---|---|---|---|---|']
@@ -420,6 +453,22 @@ def document(name: str, command: str, preset: str, seeds: list[int],
                             'compared.')
   pairs = (f'each arm against {reference}' if reference else
            'every pair of arms')
+  same_machine = ''
+  if reruns:
+    again = [outcome(run, kept) for run, _, kept in reruns]
+    table = pairwise_table(grouped, baseline, reference,
+                           pair=on_one_machine(finished + again))
+    same_machine = f"""## Paired differences on one machine
+
+The differences above, with each seed paired only where both arms have a
+result from one machine (the same CPU family, model number, vector
+extensions and cores: a host moves a run about as much as a seed does),
+the results kept beside the first included; a seed without such a pair,
+and a result that does not record its machine, are left out.
+
+{table}
+
+"""
   text = f"""# Comparison: {name}
 
 Written by `python -m ssljax.compare`; the same command reads the finished
@@ -469,7 +518,7 @@ time is an upper bound.
 
 {seed_table(grouped)}
 
-{rerun_table(list(reruns))}## Plots
+{rerun_table(list(reruns))}{same_machine}## Plots
 
 {pictures}
 """

@@ -160,6 +160,15 @@ def reruns(run: Run) -> list[Stored]:
           for path in sorted(glob.glob(f'{glob.escape(stem)}.rerun-*.json'))]
 
 
+def trained_here(run: Run, kept: Stored) -> bool:
+  """Whether a result of `run` came from this machine (`provenance.host`):
+  its first kept result, one kept beside it, or its workdir's."""
+  found = [kept.results, _load(os.path.join(run.workdir, 'results.json')),
+           *(again.results for again in reruns(run))]
+  return any(results and results.get('provenance', {}).get('machine')
+             == provenance.host() for results in found)
+
+
 def keep(run: Run) -> None:
   """Writes the summary of a run that finished or failed in its workdir,
   kept with the report. A summary that holds another finished result (the
