@@ -28,6 +28,7 @@ import numpy as np
 
 from ssljax import data
 from ssljax.evaluators import linear_probe
+from ssljax.workdir import provenance
 
 FLAGS = flags.FLAGS
 
@@ -168,6 +169,7 @@ def main(argv):
       'seconds': {'kmeans': fitted - start, 'features': extracted - fitted,
                   'probe': probe['seconds'],
                   'total': time.time() - start},
+      'provenance': provenance.record(),  # Its host, as every run's.
   }
   print(json.dumps(results, indent=1))
   if FLAGS.json_out:
