@@ -452,14 +452,47 @@ def test_one_machine_pairs_each_seed_with_a_result_from_the_same_machine():
   assert '| a − r | 2 | 0.0250 [' in one
 
 
-def test_the_header_counts_finished_runs_per_cpu_model():
-  outcomes = [dataclasses.replace(_outcome('a', s, 0.6), cpu_model=m)
+def test_a_start_killed_outright_is_named_and_left_out_of_the_rate():
+  """Three starts: 13 steps in 10 s, one killed outright (no end, no time:
+  its steps 13-2500 are unknown in time), 233 steps in 124 s."""
+  o = _outcome('a', 0, 0.6)
+  o.results.update(steps=2733, train_seconds=134.0, history=[
+      {'from_step': None, 'to_step': 13, 'train_seconds': 10.0,
+       'ended': 'then'},
+      {'from_step': 13},
+      {'from_step': 2500, 'to_step': 2733, 'train_seconds': 124.0,
+       'ended': 'later'}])
+  assert o.killed == 1
+  assert o.images_per_second == pytest.approx((13 + 233) * 8 / 134.0)
+  assert '| 9.0 + 1 killed, untimed | 15 |' in report.seed_table({'a': [o]})
+  del o.results['history']  # Results from before history was kept.
+  assert o.killed == 0
+  assert o.images_per_second == pytest.approx(2733 * 8 / 134.0)
+
+
+def test_the_header_counts_finished_runs_per_machine():
+  outcomes = [dataclasses.replace(_outcome('a', s, 0.6), machine_name=m)
               for s, m in enumerate(['AMD EPYC', 'Intel Xeon', 'AMD EPYC'])]
-  outcomes.append(dataclasses.replace(_outcome('a', 3), cpu_model='Other'))
+  outcomes.append(dataclasses.replace(_outcome('a', 3), machine_name='Other'))
   outcomes.append(_outcome('b', 0, 0.6))  # Trained before it was recorded.
-  assert report.cpu_models(outcomes) == (
-      'AMD EPYC (2 runs), Intel Xeon (1 run), not recorded (1 run)')
-  assert report.cpu_models(outcomes[3:4]) == '-'
+  assert report.machine_names(outcomes) == (
+      'AMD EPYC: 2 runs; Intel Xeon: 1 run; not recorded: 1 run')
+  assert report.machine_names(outcomes[3:4]) == '-'
+  # Two machines of one model name are two machines.
+  zen3, zen4 = ({'cpu_model': 'AMD EPYC', 'cpu_family': '25',
+                 'cpu_model_number': number, 'cpus': 2,
+                 'vector_extensions': extensions}
+                for number, extensions in (('1', ['avx', 'avx2', 'fma']),
+                                           ('17', ['avx2', 'avx512f'])))
+  assert provenance.named(zen3) == 'AMD EPYC (family 25, model 1, AVX2)'
+  assert provenance.named(zen4) == 'AMD EPYC (family 25, model 17, AVX-512)'
+  run = _outcome('a', 0, 0.6).run
+  kept = runs.Stored('summary.json', {}, {'sittings': [
+      {'wall_seconds': 60, 'cpu_seconds': 90, 'cpus': 2, 'host': machine,
+       'cpu_model': 'AMD EPYC'} for machine in (zen3, zen4)]}, {})
+  assert report.outcome(run, kept).machine_name == (
+      'AMD EPYC (family 25, model 1, AVX2) + '
+      'AMD EPYC (family 25, model 17, AVX-512)')
 
 
 def test_the_header_names_the_split_the_runs_were_scored_on():
@@ -570,7 +603,7 @@ def test_a_grid_is_trained_once_read_back_and_reported(tmp_path,
   assert 'All 1 runs finished.' in report
   assert f'| vicreg | 1 of 1 | {accuracy:.4f} (1 seed) |' in report
   assert f'`{workdir}`' in report
-  assert f'CPUs: {provenance.cpu_model()} (1 run);' in report
+  assert f'CPUs: {provenance.named(provenance.host())}: 1 run;' in report
   for picture in ('tiny_accuracy.png', 'tiny_training.png'):
     assert (tmp_path / 'out' / picture).stat().st_size > 1000
 

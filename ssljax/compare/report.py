@@ -14,6 +14,7 @@ import numpy as np
 from ssljax import pictures
 from ssljax.compare import runs as runs_lib
 from ssljax.compare import stats
+from ssljax.workdir import provenance
 
 # The numbers a table shows: (results.json eval_summary key, heading).
 MEASURES = (('linear_probe_accuracy', 'linear probe'),
@@ -56,7 +57,7 @@ class Outcome:
   cpu_use: float  # CPU seconds / (wall seconds x CPUs); alone: ~0.83.
   sittings: int
   scalars: dict = dataclasses.field(default_factory=dict)  # Over training.
-  cpu_model: str = 'not recorded'  # Of its sittings, ' + ' between two.
+  machine_name: str = 'not recorded'  # Of its sittings, ' + ' between two.
 
   @property
   def values(self) -> dict:
@@ -64,11 +65,28 @@ class Outcome:
         key: self.results['eval_summary'].get(key) for key, _ in MEASURES}
 
   @property
+  def killed(self) -> int:
+    """The starts of the run that never recorded their end (killed
+    outright, SIGKILL or the machine stopping): their time is not known."""
+    history = (self.results or {}).get('history', [])
+    return sum('ended' not in start for start in history)
+
+  @property
   def images_per_second(self) -> float:
-    if not self.results or not self.results['train_seconds']:
+    """Over the starts that recorded their training time; a start killed
+    outright (`killed`) did not, and its steps are left out too."""
+    if not self.results:
       return math.nan
-    return (self.results['steps'] * self.run.config['train']['batch_size']
-            / self.results['train_seconds'])
+    timed = [h for h in self.results.get('history', [])
+             if 'train_seconds' in h]
+    steps, seconds = ((sum(h['to_step'] - (h['from_step'] or 0)
+                           for h in timed),
+                       sum(h['train_seconds'] for h in timed)) if timed
+                      else (self.results['steps'],
+                            self.results['train_seconds']))
+    if not seconds:
+      return math.nan
+    return steps * self.run.config['train']['batch_size'] / seconds
 
 
 def outcome(run: runs_lib.Run, kept: runs_lib.Stored) -> Outcome:
@@ -76,18 +94,21 @@ def outcome(run: runs_lib.Run, kept: runs_lib.Stored) -> Outcome:
   wall = sum(s['wall_seconds'] for s in sittings)
   cpu = sum(s['cpu_seconds'] for s in sittings)
   cpus = max((s['cpus'] for s in sittings), default=1)
-  models = dict.fromkeys(s.get('cpu_model', 'not recorded') for s in sittings)
+  models = dict.fromkeys(provenance.named(s['host']) if s.get('host')
+                         else s.get('cpu_model', 'not recorded')
+                         for s in sittings)
   return Outcome(run, kept.results, kept.failure, wall / 60,
                  cpu / (wall * cpus) if wall else math.nan, len(sittings),
                  kept.scalars, ' + '.join(models) or 'not recorded')
 
 
-def cpu_models(outcomes: list[Outcome]) -> str:
-  """'MODEL (N runs), ...' over the finished runs: their times compare
-  only within one model."""
-  counts = collections.Counter(o.cpu_model for o in outcomes
+def machine_names(outcomes: list[Outcome]) -> str:
+  """'CPU: N runs; ...' over the finished runs (`provenance.named` where
+  the sittings recorded their machine): their times compare only within
+  one machine."""
+  counts = collections.Counter(o.machine_name for o in outcomes
                                if o.results is not None)
-  return ', '.join(f'{m} ({n} run{"s" * (n != 1)})'
+  return '; '.join(f'{m}: {n} run{"s" * (n != 1)}'
                    for m, n in counts.most_common()) or '-'
 
 
@@ -143,8 +164,8 @@ def accuracy_table(grouped: dict[str, list[Outcome]], baseline: str | None
 
 def seed_table(grouped: dict[str, list[Outcome]]) -> str:
   lines = ['| arm | seed | ' + ' | '.join(h for _, h in MEASURES)
-           + ' | wall (min) | images/s (training) | CPU use | workdir |',
-           '|---|---|' + '---|' * len(MEASURES) + '---|---|---|---|']
+           + ' | wall (min) | images/s (training) | CPU use | CPU | workdir |',
+           '|---|---|' + '---|' * len(MEASURES) + '---|---|---|---|---|']
   for label, outcomes in grouped.items():
     for o in outcomes:
       if o.results is None:
@@ -154,11 +175,14 @@ def seed_table(grouped: dict[str, list[Outcome]]) -> str:
         cells = [fmt(o.values[k], 1 if k == 'rankme' else 4)
                  for k, _ in MEASURES]
         cells += [fmt(o.wall_minutes, 1)
-                  + (f' ({o.sittings} sittings)' if o.sittings > 1 else ''),
+                  + (f' ({o.sittings} sittings)' if o.sittings > 1 else '')
+                  + (f' + {o.killed} killed, untimed' if o.killed else ''),
                   fmt(o.images_per_second, 0)]
-      cpu = fmt(o.cpu_use, 2) if o.sittings else ''
+      cpu, named = ((fmt(o.cpu_use, 2), o.machine_name) if o.sittings
+                    else ('', ''))
       lines.append(f'| {label} | {o.run.seed} | ' + ' | '.join(cells)
-                   + f' | {cpu} | `{os.path.basename(o.run.workdir)}` |')
+                   + f' | {cpu} | {named} | '
+                   f'`{os.path.basename(o.run.workdir)}` |')
   return '\n'.join(lines)
 
 
@@ -418,7 +442,7 @@ def rerun_table(reruns: list[tuple]) -> str:
       o = outcome(run, kept)
       probe = o.values.get('linear_probe_accuracy')
       cells.append(f'{"-" if probe is None else fmt(probe)} '
-                   f'({o.cpu_model})')
+                   f'({o.machine_name})')
     lines.append(f'| {run.arm.label} | {run.seed} | ' + ' | '.join(cells)
                  + ' |')
   return '\n'.join(lines) + '\n\n'
@@ -477,7 +501,7 @@ runs back and trains the missing ones:
     {command}
 
 Preset `{preset}`, seeds {', '.join(map(str, seeds))}. {status} {scored_on} Hosts: {', '.join(hosts) or '-'};
-CPUs: {cpu_models(outcomes)}; ssljax commits: {', '.join(commits) or '-'}.
+CPUs: {machine_names(outcomes)}; ssljax commits: {', '.join(commits) or '-'}.
 
 ## Accuracy
 
@@ -510,7 +534,9 @@ its trace in its largest eigenvalue, and its trace.
 ## Per seed
 
 Wall time is the runner's measure of each training process, start-up to
-exit (every sitting, if a run was resumed). CPU use is the process's CPU
+exit (every sitting, if a run was resumed; a start killed outright, with
+its runner, recorded no time: "killed, untimed", and images/s leaves its
+steps out). CPU use is the process's CPU
 time over wall time x CPUs: a run alone on a 2-core machine uses about
 0.83 of it (SimCLR's `cpu30`, sampled over its first 15 minutes); a run
 that shared the machine with another busy process gets much less, and its

@@ -79,6 +79,22 @@ def host() -> dict:
           'cpus': os.cpu_count()}
 
 
+# The widest vector unit of a machine (`host`), widest first: the name
+# `named` gives it.
+WIDEST = (('amx_tile', 'AMX'), ('avx512f', 'AVX-512'), ('avx2', 'AVX2'),
+          ('avx', 'AVX'))
+
+
+def named(machine: dict) -> str:
+  """A machine (`host`) in words, e.g. 'AMD EPYC (family 25, model 17,
+  AVX-512)': two machines of one model name (AVX2 or AVX-512 EPYCs) get
+  different names, as their runs' digits differ."""
+  widest = next((label for extension, label in WIDEST
+                 if extension in machine['vector_extensions']), 'no AVX')
+  return (f"{machine['cpu_model']} (family {machine['cpu_family']}, "
+          f"model {machine['cpu_model_number']}, {widest})")
+
+
 def cpu_model() -> str:
   """The CPU's model name: machines of one host name differ in it, and so
   in speed (and in the code XLA:CPU generates for them)."""
