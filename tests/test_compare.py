@@ -238,15 +238,17 @@ def test_plan_resolves_each_runs_config_and_keys_it(tmp_path):
   assert other[0].workdir != grid[0].workdir
 
 
-def _finish(run, results=None, failure=None):
-  """Leaves in `run`'s workdir what a finished (or failed) training does."""
+def _finish(run, results=None, failure=None, hosts=(None,)):
+  """Leaves in `run`'s workdir what a finished (or failed) training does:
+  one sitting on each of `hosts` (None: not recorded)."""
   os.makedirs(run.workdir)
   if results is not None:
     with open(os.path.join(run.workdir, 'results.json'), 'w') as f:
       json.dump(results, f)
   with open(os.path.join(run.workdir, runs.RUN_RECORD), 'w') as f:
     json.dump({'sittings': [{'wall_seconds': 60.0, 'cpu_seconds': 90.0,
-                             'cpus': 2}], 'failure': failure}, f)
+                             'cpus': 2, **({'host': h} if h else {})}
+                            for h in hosts], 'failure': failure}, f)
 
 
 def test_a_run_whose_workdir_is_gone_is_read_back_from_its_summary(
@@ -304,22 +306,32 @@ def test_a_run_whose_workdir_is_gone_is_read_back_from_its_summary(
 
 
 def test_a_run_kept_from_another_machine_is_not_trained_here(tmp_path):
-  """--again_here trains a run whose results all come from other machines;
-  once it finished here (its workdir, then the rerun kept beside), not."""
+  """--again_here trains a run none of whose results was trained on this
+  machine alone; once it finished here (its workdir, then the rerun kept
+  beside), not. A run resumed across machines has no one machine."""
   [run] = runs.plan([runs.Arm('vicreg', 'vicreg')], [0], 'smoke', [],
                     str(tmp_path / 'root'), os.path.join(ROOT, 'configs'),
                     str(tmp_path / 'out'))
-  elsewhere = dict(provenance.host(), cpu_family='another')
-  for machine, probe in ((elsewhere, 0.61), (provenance.host(), 0.58)):
+  here, elsewhere = provenance.host(), dict(provenance.host(),
+                                            cpu_family='another')
+  for machine, probe in ((elsewhere, 0.61), (here, 0.58)):
     _finish(run, {'config': run.config, 'steps': 20,
                   'provenance': {'machine': machine},
-                  'eval_summary': {'linear_probe_accuracy': probe}})
+                  'eval_summary': {'linear_probe_accuracy': probe}},
+            hosts=[machine])
+    assert runs.one_machine(runs.stored(run)) == elsewhere  # The first.
     assert runs.trained_here(run, runs.stored(run)) == (probe == 0.58)
     runs.keep(run)
     shutil.rmtree(tmp_path / 'root')
   first = runs.stored(run)  # From elsewhere; the rerun beside is this one.
   assert first.results['eval_summary']['linear_probe_accuracy'] == 0.61
   assert runs.trained_here(run, first)
+  [again] = runs.reruns(run)
+  assert runs.one_machine(again) == here
+  for sittings in ([elsewhere, here], [None, here], []):
+    across = runs.Stored('x', again.results, {'sittings': [
+        {'host': h} if h else {} for h in sittings]}, {})
+    assert runs.one_machine(across) is None
 
 
 def test_a_budget_run_is_read_back_with_the_length_it_chose(tmp_path):
@@ -434,22 +446,49 @@ def test_one_machine_pairs_each_seed_with_a_result_from_the_same_machine():
   machine, a's seeds 0 and 1 pair with r's results on X and seed 2 is
   left out; the kept tables pair the first results, machine or not."""
   def on(label, seed, probe, where):
-    o = _outcome(label, seed, probe)
-    if where:
-      o.results['provenance'] = {'machine': {'cpu_model': where}}
-    return o
+    return dataclasses.replace(_outcome(label, seed, probe),
+                               machine=where or None)
   a = [on('a', s, p, 'X') for s, p in enumerate([0.60, 0.62, 0.61])]
   r = [on('r', s, p, 'Y') for s, p in enumerate([0.50, 0.52, 0.51])]
   again = [on('r', 0, 0.58, 'X'), on('r', 1, 0.59, 'X'), on('r', 2, 0.4, '')]
-  pair = report.on_one_machine(a + r + again)
+  pair = report.on_one_machine(a + r + again, 'linear_probe_accuracy')
   assert pair('a', 'r') == ({0: 0.60, 1: 0.62}, {0: 0.58, 1: 0.59})
   assert pair('r', 'a') == ({0: 0.58, 1: 0.59}, {0: 0.60, 1: 0.62})
   unrecorded = [_outcome('b', 2, 0.3)]  # Not the same machine as r's again.
-  assert report.on_one_machine(unrecorded + again)('b', 'r') == ({}, {})
+  assert report.on_one_machine(unrecorded + again,
+                               'linear_probe_accuracy')('b', 'r') == ({}, {})
+  knn = report.on_one_machine(a + r + again, 'knn_accuracy')
+  assert knn('a', 'r') == ({0: 0.5, 1: 0.5}, {0: 0.5, 1: 0.5})
   grouped = {'a': a, 'r': r}
   assert '| a − r | 3 | 0.1000 [' in report.pairwise_table(grouped, None, 'r')
-  one = report.pairwise_table(grouped, None, 'r', pair=pair)
+  one = report.pairwise_table(grouped, None, 'r', on_machines=a + r + again)
   assert '| a − r | 2 | 0.0250 [' in one
+
+
+def test_a_report_with_reruns_adds_the_differences_on_one_machine(tmp_path):
+  """The reference's seed 0 trained again on a's machine: the report's
+  one-machine table pairs a with that rerun; without reruns it has none."""
+  def stored(label, seed, probe, name):
+    machine = dict(provenance.host(), cpu_model=name)
+    results = {'eval_summary': {'linear_probe_accuracy': probe},
+               'steps': 10, 'epochs': 1.0, 'train_seconds': 5.0,
+               'provenance': {'host': 'vm', 'git': None,
+                              'machine': machine}}
+    return (_outcome(label, seed).run, runs.Stored(
+        f'{label}{seed}.json', results, {'sittings': [
+            {'wall_seconds': 60, 'cpu_seconds': 90, 'cpus': 2,
+             'host': machine, 'cpu_model': name}]}, {}))
+  kept = [stored('a', s, 0.6 + s / 100, 'X') for s in (0, 1)]
+  kept += [stored('r', s, 0.5, 'Y') for s in (0, 1)]
+  again = stored('r', 0, 0.55, 'X')[1]
+  outcomes = [report.outcome(run, k) for run, k in kept]
+  text = report.document('n', 'command', 'p', [0, 1], outcomes, None,
+                         str(tmp_path), 'r', [(kept[2][0], kept[2][1], again)])
+  one = text.split('## Paired differences on one machine')[1]
+  assert '| a − r | 1 | 0.0500 [' in one  # 0.60 - 0.55, at seed 0 alone.
+  assert '| a − r | 2 | 0.1050 [' in text  # The kept tables: first results.
+  assert 'on one machine' not in report.document(
+      'n', 'command', 'p', [0, 1], outcomes, None, str(tmp_path), 'r')
 
 
 def test_a_start_killed_outright_is_named_and_left_out_of_the_rate():
@@ -457,11 +496,15 @@ def test_a_start_killed_outright_is_named_and_left_out_of_the_rate():
   its steps 13-2500 are unknown in time), 233 steps in 124 s."""
   o = _outcome('a', 0, 0.6)
   o.results.update(steps=2733, train_seconds=134.0, history=[
-      {'from_step': None, 'to_step': 13, 'train_seconds': 10.0,
-       'ended': 'then'},
-      {'from_step': 13},
-      {'from_step': 2500, 'to_step': 2733, 'train_seconds': 124.0,
-       'ended': 'later'}])
+      {'started': 't0', 'from_step': None, 'to_step': 13,
+       'train_seconds': 10.0, 'ended': 't1'},
+      {'started': 't2', 'from_step': 13},
+      {'started': 't3', 'from_step': 2500, 'to_step': 2733,
+       'train_seconds': 124.0, 'ended': 't4'}])
+  assert o.killed == 1
+  # The note an older workdir's history starts with is not a start.
+  o.results['history'].insert(0, {'note': 'started before ssljax kept a '
+                                           'history'})
   assert o.killed == 1
   assert o.images_per_second == pytest.approx((13 + 233) * 8 / 134.0)
   assert '| 9.0 + 1 killed, untimed | 15 |' in report.seed_table({'a': [o]})

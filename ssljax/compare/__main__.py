@@ -62,10 +62,11 @@ flags.DEFINE_bool('retry_failed', False, 'Train failed runs again (by '
                   'environment, e.g. missing data or out of memory, is '
                   'trained again by the next sitting anyway).')
 flags.DEFINE_bool('again_here', False, 'Train again, on this machine, the '
-                  'finished runs whose results all come from other machines '
-                  '(a host moves a run about as much as a seed does): kept '
-                  'beside the first, which the tables keep; the report adds '
-                  'differences paired on one machine.')
+                  'finished runs none of whose kept results was trained on '
+                  'this machine alone (one that does not record its machine '
+                  'counts as another; a host moves a run about as much as a '
+                  'seed does): kept beside the first, which the tables '
+                  'keep; the report adds differences paired on one machine.')
 flags.mark_flags_as_required(['name', 'preset'])
 
 

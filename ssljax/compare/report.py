@@ -58,6 +58,8 @@ class Outcome:
   sittings: int
   scalars: dict = dataclasses.field(default_factory=dict)  # Over training.
   machine_name: str = 'not recorded'  # Of its sittings, ' + ' between two.
+  # The machine that trained all of it (`runs.one_machine`), as JSON.
+  machine: str | None = None
 
   @property
   def values(self) -> dict:
@@ -69,7 +71,8 @@ class Outcome:
     """The starts of the run that never recorded their end (killed
     outright, SIGKILL or the machine stopping): their time is not known."""
     history = (self.results or {}).get('history', [])
-    return sum('ended' not in start for start in history)
+    return sum('started' in start and 'ended' not in start
+               for start in history)
 
   @property
   def images_per_second(self) -> float:
@@ -97,9 +100,12 @@ def outcome(run: runs_lib.Run, kept: runs_lib.Stored) -> Outcome:
   models = dict.fromkeys(provenance.named(s['host']) if s.get('host')
                          else s.get('cpu_model', 'not recorded')
                          for s in sittings)
+  machine = runs_lib.one_machine(kept)
   return Outcome(run, kept.results, kept.failure, wall / 60,
                  cpu / (wall * cpus) if wall else math.nan, len(sittings),
-                 kept.scalars, ' + '.join(models) or 'not recorded')
+                 kept.scalars, ' + '.join(models) or 'not recorded',
+                 None if machine is None else json.dumps(machine,
+                                                         sort_keys=True))
 
 
 def machine_names(outcomes: list[Outcome]) -> str:
@@ -186,30 +192,23 @@ def seed_table(grouped: dict[str, list[Outcome]]) -> str:
   return '\n'.join(lines)
 
 
-def machine(o: Outcome) -> str | None:
-  """The machine that trained a finished run, as its provenance records it
-  (CPU family and model number, vector extensions, cores: what decides
-  XLA:CPU's code); None where it was not recorded."""
-  found = (o.results or {}).get('provenance', {}).get('machine')
-  return None if found is None else json.dumps(found, sort_keys=True)
-
-
-def on_one_machine(outcomes: list[Outcome], key: str = MEASURES[0][0]):
+def on_one_machine(outcomes: list[Outcome], key: str):
   """pair(a, b) -> ({seed: A's `key`}, {seed: B's}) over the seeds where
-  arms A and B both have a result from one machine (`machine`), reading
-  every result kept of a run, reruns included; a run's first result on a
-  machine stands for it there."""
+  arms A and B both have a result trained on one machine alone
+  (`Outcome.machine`), reading every result kept of a run, reruns
+  included: at each seed, A's results in the order kept (the first, then
+  the reruns), the first whose machine B also has."""
   found = {}
   for o in outcomes:
-    if machine(o) is not None and o.values.get(key) is not None:
+    if o.machine is not None and o.values.get(key) is not None:
       found.setdefault((o.run.arm.label, o.run.seed), {}).setdefault(
-          machine(o), o.values[key])
+          o.machine, o.values[key])
 
   def pair(a: str, b: str) -> tuple[dict, dict]:
     values_a, values_b = {}, {}
     for (label, seed), on_a in found.items():
       on_b = found.get((b, seed), {})
-      common = sorted(on_a.keys() & on_b.keys()) if label == a else []
+      common = [m for m in on_a if m in on_b] if label == a else []
       if common:
         values_a[seed], values_b[seed] = on_a[common[0]], on_b[common[0]]
     return values_a, values_b
@@ -218,21 +217,24 @@ def on_one_machine(outcomes: list[Outcome], key: str = MEASURES[0][0]):
 
 def pairwise_table(grouped: dict[str, list[Outcome]], baseline: str | None,
                    reference: str | None = None,
-                   key: str = MEASURES[0][0], pair=None) -> str:
+                   key: str = MEASURES[0][0],
+                   on_machines: list[Outcome] | None = None) -> str:
   """Every pair of arms (the baseline aside), or with a `reference` each
   arm against it only (an ablation's planned contrasts: Holm over 7 pairs
   rather than 28 keeps the power to answer what the grid asks): the paired
   difference of `key` over their common seeds, its t-test, Holm-adjusted
-  over the table, and the finding in words. `pair(a, b)` gives the two
-  arms' {seed: value} (`on_one_machine`); by default each arm's kept
-  results."""
+  over the table, and the finding in words. With `on_machines` (every
+  result kept, reruns included), each seed is paired on one machine
+  (`on_one_machine`); otherwise each arm's first kept results are."""
   labels = [label for label in grouped if label != baseline]
   if reference is None:
     pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]]
   else:
     pairs = [(a, reference) for a in labels if a != reference]
-  pair = pair or (lambda a, b: (seed_values(grouped[a], key),
-                                seed_values(grouped[b], key)))
+  def first_kept(a: str, b: str) -> tuple[dict, dict]:
+    return seed_values(grouped[a], key), seed_values(grouped[b], key)
+  pair = (first_kept if on_machines is None
+          else on_one_machine(on_machines, key))
   found = [stats.paired_difference(*pair(a, b)) for a, b in pairs]
   adjusted = stats.holm([d.p for d in found])
   lines = ['| A − B | seeds | difference: mean [95% interval] | p (paired t) '
@@ -481,7 +483,7 @@ def document(name: str, command: str, preset: str, seeds: list[int],
   if reruns:
     again = [outcome(run, kept) for run, _, kept in reruns]
     table = pairwise_table(grouped, baseline, reference,
-                           pair=on_one_machine(finished + again))
+                           on_machines=finished + again)
     same_machine = f"""## Paired differences on one machine
 
 The differences above, with each seed paired only where both arms have a
@@ -534,9 +536,10 @@ its trace in its largest eigenvalue, and its trace.
 ## Per seed
 
 Wall time is the runner's measure of each training process, start-up to
-exit (every sitting, if a run was resumed; a start killed outright, with
-its runner, recorded no time: "killed, untimed", and images/s leaves its
-steps out). CPU use is the process's CPU
+exit (every sitting, if a run was resumed). A start killed outright
+(SIGKILL, the machine stopping) recorded no training time: "killed,
+untimed", and images/s leaves its steps out; where its runner was killed
+with it, that sitting's wall time is missing too. CPU use is the process's CPU
 time over wall time x CPUs: a run alone on a 2-core machine uses about
 0.83 of it (SimCLR's `cpu30`, sampled over its first 15 minutes); a run
 that shared the machine with another busy process gets much less, and its

@@ -156,17 +156,32 @@ def _from_workdir(run: Run, results: dict | None, record: dict) -> Stored:
 def reruns(run: Run) -> list[Stored]:
   """The other results of `run`'s key kept beside its summary (`keep`)."""
   stem = run.summary[:-len('.json')]
-  return [Stored(path, **_load(path))
-          for path in sorted(glob.glob(f'{glob.escape(stem)}.rerun-*.json'))]
+  paths = glob.glob(f'{glob.escape(stem)}.rerun-*.json')
+  return [Stored(path, **_load(path)) for path in sorted(
+      paths, key=lambda path: int(path[len(stem) + len('.rerun-'):-5]))]
+
+
+def one_machine(kept: Stored) -> dict | None:
+  """The machine (`provenance.host`) that trained all of a finished run:
+  the one its results record, where every sitting of the runner recorded
+  that one too; None for a run trained across machines, or where one of
+  them is not recorded."""
+  found = (kept.results or {}).get('provenance', {}).get('machine')
+  if found is None or not kept.record['sittings'] or any(
+      sitting.get('host') != found for sitting in kept.record['sittings']):
+    return None
+  return found
 
 
 def trained_here(run: Run, kept: Stored) -> bool:
-  """Whether a result of `run` came from this machine (`provenance.host`):
-  its first kept result, one kept beside it, or its workdir's."""
-  found = [kept.results, _load(os.path.join(run.workdir, 'results.json')),
-           *(again.results for again in reruns(run))]
-  return any(results and results.get('provenance', {}).get('machine')
-             == provenance.host() for results in found)
+  """Whether a result of `run` was trained on this machine alone
+  (`one_machine`): its first kept result, one kept beside it, or its
+  workdir's. A result that does not record its machine was not."""
+  workdir = Stored(run.workdir, _load(os.path.join(run.workdir,
+                                                   'results.json')),
+                   _workdir_record(run), {})
+  return any(one_machine(k) == provenance.host()
+             for k in (kept, workdir, *reruns(run)))
 
 
 def keep(run: Run) -> None:
