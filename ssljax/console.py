@@ -102,6 +102,10 @@ def quiet(verbose: bool):
     absl_logging.get_absl_handler().setLevel(logging.WARNING)
     # TensorFlow's C++ start-up notices (read when it loads): errors only.
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    # TensorFlow 2.21 prints its oneDNN notice through absl's C++ log before
+    # that level is read. Here it only decodes TFDS records (no float
+    # math), which oneDNN does not touch.
+    os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 
 
 def log_to(workdir: str):

@@ -1,8 +1,11 @@
 """The console and DIR/log.txt: every printed line reaches the log whole,
 even while another thread logs (orbax logs from its own threads)."""
+import os
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 # Prints numbered lines in pieces, as print() writes them, while a thread
 # logs INFO lines to the same file.
@@ -62,3 +65,15 @@ def test_a_log_file_on_a_full_disk_stops_the_file_not_the_command(tmp_path):
   told = [l for l in proc.stderr.splitlines() if 'no longer written' in l]
   assert len(told) == 1 and 'No space left on device' in told[0], proc.stderr
   assert 'Traceback' not in proc.stderr and 'Logging error' not in proc.stderr
+
+
+@pytest.mark.slow  # Imports TensorFlow: a few seconds.
+def test_tensorflow_starts_without_a_word_on_the_console():
+  """A run's first read of a TFDS dataset imports TensorFlow; its C++
+  start-up notices (oneDNN's among them) stay off the console."""
+  env = {k: v for k, v in os.environ.items() if not k.startswith('TF_')}
+  result = subprocess.run(
+      [sys.executable, '-c', 'from ssljax import console; '
+       'console.quiet(verbose=False); import tensorflow'],
+      capture_output=True, text=True, timeout=120, env=env, check=True)
+  assert result.stdout + result.stderr == ''
