@@ -43,14 +43,18 @@ TOLERANCE = 1e-3
 RECORD = False  # Set by conftest.py from --golden=record.
 
 
-def platform() -> str:
-  """What decides the exact bits of a computation on this machine."""
-  flags = ''
+def _cpu_flags() -> str:
+  """/proc/cpuinfo's flags line of the first CPU; '' off Linux."""
   try:
     with open('/proc/cpuinfo') as f:
-      flags = next((l for l in f if l.startswith('flags')), '')
+      return next((l for l in f if l.startswith('flags')), '')
   except OSError:
-    pass
+    return ''
+
+
+def platform() -> str:
+  """What decides the exact bits of a computation on this machine."""
+  flags = _cpu_flags()
   isa = next((i for i in ('amx_tile', 'avx512f', 'avx2') if f' {i}' in flags),
              'other')
   return (f'{jax.default_backend()} {isa}, jaxlib {jaxlib.__version__}, '
@@ -62,12 +66,7 @@ def vector_unit() -> str:
   decides a computation's numbers beyond summation noise: 'avx512f',
   'avx2' or 'other' (an Intel Xeon with AMX computed what an AMD EPYC
   with AVX-512 did, to the last digit of a `cpu10` run's probe)."""
-  flags = ''
-  try:
-    with open('/proc/cpuinfo') as f:
-      flags = next((l for l in f if l.startswith('flags')), '')
-  except OSError:
-    pass
+  flags = _cpu_flags()
   return next((i for i in ('avx512f', 'avx2') if f' {i}' in flags), 'other')
 
 
