@@ -37,26 +37,23 @@ import numpy as np
 import pytest
 
 import ssljax
+from ssljax.workdir import provenance
 
 PATH = pathlib.Path(__file__).with_name('golden.json')
 TOLERANCE = 1e-3
 RECORD = False  # Set by conftest.py from --golden=record.
 
 
-def _cpu_flags() -> str:
-  """/proc/cpuinfo's flags line of the first CPU; '' off Linux."""
-  try:
-    with open('/proc/cpuinfo') as f:
-      return next((l for l in f if l.startswith('flags')), '')
-  except OSError:
-    return ''
+def _widest(among: tuple[str, ...]) -> str:
+  """The first of `among` this machine has (`provenance.host`'s vector
+  extensions, read from /proc/cpuinfo), else 'other'."""
+  found = provenance.host()['vector_extensions']
+  return next((e for e in among if e in found), 'other')
 
 
 def platform() -> str:
   """What decides the exact bits of a computation on this machine."""
-  flags = _cpu_flags()
-  isa = next((i for i in ('amx_tile', 'avx512f', 'avx2') if f' {i}' in flags),
-             'other')
+  isa = _widest(('amx_tile', 'avx512f', 'avx2'))
   return (f'{jax.default_backend()} {isa}, jaxlib {jaxlib.__version__}, '
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
 
@@ -66,8 +63,7 @@ def vector_unit() -> str:
   decides a computation's numbers beyond summation noise: 'avx512f',
   'avx2' or 'other' (an Intel Xeon with AMX computed what an AMD EPYC
   with AVX-512 did, to the last digit of a `cpu10` run's probe)."""
-  flags = _cpu_flags()
-  return next((i for i in ('avx512f', 'avx2') if f' {i}' in flags), 'other')
+  return _widest(('avx512f', 'avx2'))
 
 
 def fingerprint(tree) -> list[list[float]]:

@@ -156,9 +156,10 @@ def _from_workdir(run: Run, results: dict | None, record: dict) -> Stored:
 def reruns(run: Run) -> list[Stored]:
   """The other results of `run`'s key kept beside its summary (`keep`)."""
   stem = run.summary[:-len('.json')]
+  def number(path: str) -> int:  # NAME.rerun-N.json, in the order kept.
+    return int(path[len(f'{stem}.rerun-'):-len('.json')])
   paths = glob.glob(f'{glob.escape(stem)}.rerun-*.json')
-  return [Stored(path, **_load(path)) for path in sorted(
-      paths, key=lambda path: int(path[len(stem) + len('.rerun-'):-5]))]
+  return [Stored(path, **_load(path)) for path in sorted(paths, key=number)]
 
 
 def one_machine(kept: Stored) -> dict | None:
@@ -180,8 +181,8 @@ def trained_here(run: Run, kept: Stored) -> bool:
   workdir = Stored(run.workdir, _load(os.path.join(run.workdir,
                                                    'results.json')),
                    _workdir_record(run), {})
-  return any(one_machine(k) == provenance.host()
-             for k in (kept, workdir, *reruns(run)))
+  here = provenance.host()
+  return any(one_machine(k) == here for k in (kept, workdir, *reruns(run)))
 
 
 def keep(run: Run) -> None:
